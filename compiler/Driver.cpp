@@ -1,0 +1,167 @@
+// The lossc command line: parses options (Boost.Program_options), runs the pipeline, prints
+// the requested stage or report. Exit status: 0 success, 1 errors in the input, 2 usage errors.
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "Check.h"
+#include "Json.h"
+#include "Parse.h"
+#include "Pipeline.h"
+#include "Version.h"
+
+#include "LanguageReference.inc"  // kLanguageReference: docs/language.md
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr int kExitOk = 0, kExitInputError = 1, kExitUsage = 2;
+
+const char kUsage[] =
+    "usage: lossc [options] FILE.loss          check a loss (front end)\n"
+    "       lossc --emit=STAGE FILE.loss       print a stage: tokens, ast, ir\n"
+    "       lossc check FILE.loss [--json]     static checks and differentiability report\n"
+    "       lossc reference                    print the language reference (for LLM prompts)\n"
+    "\n"
+    "Diagnostics go to stderr as `file:line:col: error[E0301]: message`, or as JSON with\n"
+    "--diagnostics-format=json. Exit status: 0 success, 1 errors in the input, 2 usage.\n";
+
+int usageError(const std::string &message) {
+  std::cerr << "lossc: error: " << message << "\n" << "try 'lossc --help'\n";
+  return kExitUsage;
+}
+
+void printDiagnostics(const lossc::Frontend &fe, bool json) {
+  std::string out;
+  if (json) fe.diags.renderJson(out);
+  else fe.diags.renderText(out);
+  std::fputs(out.c_str(), stderr);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  po::options_description visible("options");
+  visible.add_options()
+      ("help,h", "print this help")
+      ("version", "print the version")
+      ("output,o", po::value<std::string>(), "output file (a shared object; needs the code generator)")
+      ("emit", po::value<std::string>(), "print a stage instead of compiling: tokens, ast, ir")
+      ("diagnostics-format", po::value<std::string>()->default_value("text"), "text or json")
+      ("import-path,I", po::value<std::vector<std::string>>()->composing(), "add a directory to the import search path")
+      ("stdlib", po::value<std::string>(), "the stdlib directory (default: $LOSSC_STDLIB or the build's)")
+      ("json", "check: print the report as JSON")
+      ("strict", "check: fail on warnings too");
+  po::options_description hidden;
+  hidden.add_options()("args", po::value<std::vector<std::string>>(), "command and file");
+  po::options_description all;
+  all.add(visible).add(hidden);
+  po::positional_options_description positional;
+  positional.add("args", -1);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error &e) {
+    return usageError(e.what());
+  }
+
+  if (vm.count("help")) {
+    std::cout << kUsage << "\n" << visible;
+    return kExitOk;
+  }
+  if (vm.count("version")) {
+    std::cout << "lossc " << LOSSC_VERSION_STRING << "\n";
+    return kExitOk;
+  }
+
+  std::vector<std::string> args;
+  if (vm.count("args")) args = vm["args"].as<std::vector<std::string>>();
+  std::string command;
+  if (!args.empty() && (args[0] == "check" || args[0] == "reference")) {
+    command = args[0];
+    args.erase(args.begin());
+  }
+  if (command == "reference") {
+    if (!args.empty()) return usageError("'reference' takes no file");
+    std::fputs(kLanguageReference, stdout);
+    return kExitOk;
+  }
+
+  std::string format = vm["diagnostics-format"].as<std::string>();
+  if (format != "text" && format != "json")
+    return usageError("--diagnostics-format must be text or json, not '" + format + "'");
+  bool json = format == "json";
+  if (args.empty()) return usageError("no input file");
+  if (args.size() > 1) return usageError("one input file at a time, got " + std::to_string(args.size()));
+  const std::string &path = args[0];
+
+  lossc::FrontendOptions options;
+  if (vm.count("import-path")) options.importPaths = vm["import-path"].as<std::vector<std::string>>();
+  if (vm.count("stdlib")) options.stdlibDir = vm["stdlib"].as<std::string>();
+
+  if (command == "check") {
+    if (vm.count("emit") || vm.count("output")) return usageError("check takes neither --emit nor -o");
+    std::unique_ptr<lossc::Frontend> fe = lossc::runFrontend(path, options);
+    lossc::CheckOptions checkOptions;
+    checkOptions.strict = vm.count("strict") > 0;
+    lossc::CheckReport report = lossc::runCheck(*fe, checkOptions);
+    std::string out;
+    if (vm.count("json")) lossc::renderCheckJson(*fe, report, out);
+    else lossc::renderCheckText(*fe, report, out);
+    std::fputs(out.c_str(), stdout);
+    return report.passed ? kExitOk : kExitInputError;
+  }
+  if (vm.count("json") || vm.count("strict")) return usageError("--json and --strict belong to 'check'");
+
+  if (vm.count("emit")) {
+    std::string stage = vm["emit"].as<std::string>();
+    if (stage == "tokens") {
+      lossc::SourceManager sources;
+      lossc::DiagEngine diags(sources);
+      std::string text, error;
+      if (!lossc::readFile(path, options.limits.maxSourceBytes, text, error)) {
+        diags.report(lossc::DiagId::E0001, {}, "cannot read '" + path + "': " + error);
+      } else {
+        std::string out;
+        if (lossc::dumpTokens(sources, sources.add(path, std::move(text)), options.limits, diags, out))
+          std::fputs(out.c_str(), stdout);
+      }
+      std::string rendered;
+      if (json) diags.renderJson(rendered);
+      else diags.renderText(rendered);
+      std::fputs(rendered.c_str(), stderr);
+      return diags.hasErrors() ? kExitInputError : kExitOk;
+    }
+    if (stage != "ast" && stage != "ir")
+      return usageError("unknown stage '" + stage + "' for --emit (tokens, ast, ir)");
+    std::unique_ptr<lossc::Frontend> fe = lossc::runFrontend(path, options);
+    printDiagnostics(*fe, json);
+    std::string out;
+    if (stage == "ast") {
+      if (fe->program.modules.empty() || fe->diags.hasErrors()) return kExitInputError;
+      for (const lossc::Module &m : fe->program.modules)
+        lossc::printAst(fe->program.ast, m, fe->sources, out);
+    } else {
+      if (!fe->ok()) return kExitInputError;
+      lossc::printIr(*fe->ir, fe->sources, out);
+    }
+    std::fputs(out.c_str(), stdout);
+    return kExitOk;
+  }
+
+  std::unique_ptr<lossc::Frontend> fe = lossc::runFrontend(path, options);
+  printDiagnostics(*fe, json);
+  if (!fe->ok()) return kExitInputError;
+  if (vm.count("output")) {
+    std::cerr << "lossc: error: this build of lossc has no code generator yet, so it cannot "
+                 "write '" << vm["output"].as<std::string>() << "'; the front end found no "
+                 "errors in '" << path << "'\n";
+    return kExitUsage;
+  }
+  return kExitOk;
+}

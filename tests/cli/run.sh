@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Command-line tests of lossc: exit statuses (0 ok, 1 input errors, 2 usage), help, version,
+# stages, JSON diagnostics, the check report. Usage: run.sh LOSSC SOURCE_DIR
+set -uo pipefail
+lossc="$1"
+src="$2"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+# expect STATUS PATTERN -- ARGS...: runs lossc ARGS, checks the exit status and that the
+# combined output matches the extended regex PATTERN (empty: no check).
+expect() {
+  local status="$1" pattern="$2"
+  shift 3
+  local out rc
+  out="$("$lossc" "$@" 2>&1)"
+  rc=$?
+  if [ "$rc" -ne "$status" ]; then
+    echo "FAIL: lossc $* exited $rc, expected $status"; echo "$out" | head -20
+    failed=$((failed + 1)); return
+  fi
+  if [ -n "$pattern" ] && ! grep -Eq -- "$pattern" <<<"$out"; then
+    echo "FAIL: lossc $* output does not match /$pattern/"; echo "$out" | head -20
+    failed=$((failed + 1)); return
+  fi
+  passed=$((passed + 1))
+}
+
+expect 0 '^usage: lossc' -- --help
+expect 0 'check a loss' -- -h
+expect 0 '^lossc [0-9]+\.[0-9]+\.[0-9]+$' -- --version
+expect 2 'no input file' --
+expect 2 "unrecognised option '--frobnicate'" -- --frobnicate
+expect 2 "unknown stage 'llvm'" -- --emit=llvm "$src/stdlib/dpo.loss"
+expect 2 'must be text or json' -- --diagnostics-format=xml "$src/stdlib/dpo.loss"
+expect 2 'one input file at a time' -- "$src/stdlib/dpo.loss" "$src/stdlib/lrml.loss"
+expect 1 "cannot read '$tmp/missing.loss': No such file or directory" -- "$tmp/missing.loss"
+expect 1 'is a directory' -- "$src/stdlib"
+expect 0 '' -- "$src/stdlib/dpo.loss"
+expect 0 '^3:1 IMPORT' -- --emit=tokens "$src/stdlib/dpo.loss"
+expect 0 '\(loss dpo' -- --emit=ast "$src/stdlib/dpo.loss"
+expect 0 'softplus %[0-9]+ : real\[B\]' -- --emit=ir "$src/stdlib/dpo.loss"
+expect 0 'batch_coupled true, min_batch 2' -- --emit=ir "$src/stdlib/dbaql.loss"
+expect 0 '^# The \.loss language' -- reference
+expect 1 'error\[E0301\]' -- "$src/tests/golden/scalar_return.loss"
+expect 1 '"code":"E0301","name":"scalar-return"' -- --diagnostics-format=json "$src/tests/golden/scalar_return.loss"
+expect 1 'error\[E0102\]' -- --emit=ir "$src/tests/golden/syntax.loss"
+expect 0 'non-smooth operations' -- check "$src/stdlib/aot.loss"
+expect 0 '"schema":"lossc.check/1","passed":true' -- check --json "$src/stdlib/lrml.loss"
+expect 1 '"passed":false' -- check --json "$src/tests/golden/zero_gradient.loss"
+expect 0 'passed \(0 errors, 1 warnings\)' -- check "$src/tests/golden/unused_diff_input.loss"
+expect 1 'failed \(0 errors, 1 warnings\)' -- check --strict "$src/tests/golden/unused_diff_input.loss"
+expect 2 'no code generator' -- "$src/stdlib/dpo.loss" -o "$tmp/dpo.so"
+
+# A megabyte of '(' ends in a located error, quickly.
+head -c 1048576 /dev/zero | tr '\0' '(' > "$tmp/deep.loss"
+start=$(date +%s%N)
+expect 1 'deep.loss:1:129: error\[E0006\]' -- "$tmp/deep.loss"
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "a megabyte of '(' rejected in ${elapsed_ms} ms"
+# Binary junk and /dev/zero (bounded read) are clean errors too.
+head -c 4096 /dev/urandom > "$tmp/junk.loss"
+expect 1 'error\[E000[34]\]|error\[E0101\]' -- "$tmp/junk.loss"
+expect 1 'error\[E0002\]' -- /dev/zero
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
