@@ -28,6 +28,16 @@ std::string canonical(const std::string &path) {
   return ec ? path : p.string();
 }
 
+// A path as diagnostics show it: relative to the working directory when it lies below it.
+std::string displayPath(const fs::path &p) {
+  std::error_code ec;
+  fs::path cwd = fs::current_path(ec);
+  if (ec || !p.is_absolute()) return p.lexically_normal().string();
+  fs::path rel = p.lexically_normal().lexically_relative(cwd);
+  if (rel.empty() || *rel.begin() == "..") return p.lexically_normal().string();
+  return rel.string();
+}
+
 // Finds `name`.loss for an import in `importer`'s directory, then the import paths, then the
 // stdlib's lib/ directory. Returns "" when it is nowhere; `searched` lists where it looked.
 std::string findModule(const std::string &name, const std::string &importer,
@@ -42,7 +52,7 @@ std::string findModule(const std::string &name, const std::string &importer,
     fs::path candidate = d / (name + ".loss");
     searched.push_back(d.string());
     std::error_code ec;
-    if (fs::is_regular_file(candidate, ec)) return candidate.string();
+    if (fs::is_regular_file(candidate, ec)) return displayPath(candidate);
   }
   return "";
 }

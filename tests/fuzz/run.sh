@@ -11,6 +11,6 @@ mkdir -p "$corpus"
 find "$src/stdlib" "$src/examples" "$src/tests/golden" -name '*.loss' -exec cp {} "$corpus/" \;
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-"$build/frontend_fuzz" "$corpus" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=4096 \
+"$build/frontend_fuzz" "$corpus" -dict="$src/tests/fuzz/loss.dict" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=4096 \
   -max_len=4096 -print_final_stats=1 2>&1 | tail -25
 exit "${PIPESTATUS[0]}"
