@@ -98,7 +98,7 @@ void printBody(const AstContext &ctx, const std::vector<Stmt> &body, const char 
     out += ")  ; " + where(s.loc) + "\n";
   }
 }
-}  // namespace
+} // namespace
 
 const std::vector<PresetInput> *findPreset(const std::string &name) {
   for (const NamedPreset &p : kPresets)
@@ -108,7 +108,8 @@ const std::vector<PresetInput> *findPreset(const std::string &name) {
 
 std::vector<std::string> presetNames() {
   std::vector<std::string> names;
-  for (const NamedPreset &p : kPresets) names.push_back(p.name);
+  for (const NamedPreset &p : kPresets)
+    names.push_back(p.name);
   return names;
 }
 
@@ -118,7 +119,8 @@ void printAst(const AstContext &ctx, const Module &m, const SourceManager &, std
     out += "  (import " + i.name.name + ")  ; " + where(i.name.loc) + "\n";
   for (const FnDecl &f : m.fns) {
     out += "  (fn " + f.name.name + " (";
-    for (size_t i = 0; i < f.params.size(); ++i) out += (i ? " " : "") + f.params[i].name;
+    for (size_t i = 0; i < f.params.size(); ++i)
+      out += (i ? " " : "") + f.params[i].name;
     out += ")  ; " + where(f.name.loc) + "\n";
     printBody(ctx, f.body, "    ", out);
     out += "  )\n";
@@ -146,4 +148,4 @@ void printAst(const AstContext &ctx, const Module &m, const SourceManager &, std
   out += ")\n";
 }
 
-}  // namespace lossc
+} // namespace lossc

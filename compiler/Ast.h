@@ -16,15 +16,15 @@ using ExprId = uint32_t;
 constexpr ExprId kNoExpr = UINT32_MAX;
 
 enum class ExprKind : uint8_t {
-  Number,  // number
-  Bool,    // boolean
-  Name,    // name
-  Call,    // name(args...)
-  Neg,     // -args[0]
-  Plus,    // +args[0]
-  Not,     // not args[0]
-  Binary,  // args[0] op args[1]
-  If,      // if args[0] then args[1] else args[2]
+  Number, // number
+  Bool,   // boolean
+  Name,   // name
+  Call,   // name(args...)
+  Neg,    // -args[0]
+  Plus,   // +args[0]
+  Not,    // not args[0]
+  Binary, // args[0] op args[1]
+  If,     // if args[0] then args[1] else args[2]
 };
 
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Lt, Le, Gt, Ge, Eq, Ne, And, Or };
@@ -32,12 +32,12 @@ const char *binaryOpSpelling(BinaryOp op);
 
 struct Expr {
   ExprKind kind;
-  BinaryOp op = BinaryOp::Add;  // Binary only
-  bool boolean = false;         // Bool only
-  double number = 0;            // Number only
-  SourceLoc loc;                // the head: the operator, the callee, the literal
-  SourceLoc span;               // the whole expression (clipped to its first line)
-  std::string name;             // Name, Call (the callee)
+  BinaryOp op = BinaryOp::Add; // Binary only
+  bool boolean = false;        // Bool only
+  double number = 0;           // Number only
+  SourceLoc loc;               // the head: the operator, the callee, the literal
+  SourceLoc span;              // the whole expression (clipped to its first line)
+  std::string name;            // Name, Call (the callee)
   std::vector<ExprId> args;
 };
 
@@ -57,15 +57,15 @@ struct Ident {
 
 struct Stmt {
   enum Kind : uint8_t { Let, Return } kind;
-  SourceLoc loc;  // the keyword
-  Ident name;     // Let only
+  SourceLoc loc; // the keyword
+  Ident name;    // Let only
   ExprId value = kNoExpr;
 };
 
 struct FnDecl {
   Ident name;
   std::vector<Ident> params;
-  std::vector<Stmt> body;  // `fn f(x) = e;` is stored as { return e; }
+  std::vector<Stmt> body; // `fn f(x) = e;` is stored as { return e; }
   uint32_t module = 0;
 };
 
@@ -75,7 +75,7 @@ struct InputDecl {
   Ident name;
   InputShape shape = InputShape::Batch;
   bool differentiable = false;
-  SourceLoc presetLoc;  // valid when the input came from an `inputs` preset
+  SourceLoc presetLoc; // valid when the input came from an `inputs` preset
 };
 
 struct ParamDecl {
@@ -89,7 +89,7 @@ struct ParamDecl {
 
 struct LossDecl {
   Ident name;
-  std::vector<InputDecl> inputs;  // presets expanded in place, declaration order
+  std::vector<InputDecl> inputs; // presets expanded in place, declaration order
   std::vector<ParamDecl> params;
   std::vector<Stmt> body;
 };
@@ -103,7 +103,7 @@ struct Module {
   std::string path;
   std::vector<ImportDecl> imports;
   std::vector<FnDecl> fns;
-  std::vector<LossDecl> losses;  // a loss file has exactly one; a module none
+  std::vector<LossDecl> losses; // a loss file has exactly one; a module none
 };
 
 // The input presets of the language (`inputs pairwise;`).
@@ -119,4 +119,4 @@ std::vector<std::string> presetNames();
 void printAst(const AstContext &ctx, const Module &m, const SourceManager &sources,
               std::string &out);
 
-}  // namespace lossc
+} // namespace lossc

@@ -33,9 +33,11 @@ const std::vector<Builtin> kBuiltins = {
     {"index", BuiltinKind::Index, 0, 0, Op::Index, Op::Index},
     {"batch_size", BuiltinKind::BatchSize, 0, 0, Op::BatchSize, Op::BatchSize},
 };
-}  // namespace
+} // namespace
 
-const std::vector<Builtin> &builtins() { return kBuiltins; }
+const std::vector<Builtin> &builtins() {
+  return kBuiltins;
+}
 
 const Builtin *findBuiltin(const std::string &name) {
   for (const Builtin &b : kBuiltins)
@@ -44,18 +46,24 @@ const Builtin *findBuiltin(const std::string &name) {
 }
 
 bool findBuiltinConstant(const std::string &name, double &value) {
-  if (name == "inf") value = INFINITY;
-  else if (name == "pi") value = M_PI;
-  else return false;
+  if (name == "inf")
+    value = INFINITY;
+  else if (name == "pi")
+    value = M_PI;
+  else
+    return false;
   return true;
 }
 
-std::vector<std::string> builtinConstantNames() { return {"inf", "pi"}; }
+std::vector<std::string> builtinConstantNames() {
+  return {"inf", "pi"};
+}
 
 size_t editDistance(const std::string &a, const std::string &b, size_t limit) {
   if (a.size() > b.size() + limit || b.size() > a.size() + limit) return limit + 1;
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t j = 0; j <= b.size(); ++j)
+    prev[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j)
@@ -76,4 +84,4 @@ std::string closestMatch(const std::string &name, const std::vector<std::string>
   return best;
 }
 
-}  // namespace lossc
+} // namespace lossc

@@ -11,16 +11,16 @@
 namespace lossc {
 
 enum class BuiltinKind : uint8_t {
-  Math,       // elementwise real -> real (op)
-  Binary,     // elementwise (real, real) -> real (op)
-  MinMax,     // one argument: batch reduction (reduceOp); two: elementwise (op)
-  Reduction,  // [B] -> scalar (op)
-  Sort,       // [B] -> [B]
-  Where,      // where(cond, a, b)
-  Clamp,      // clamp(x, lo, hi) = min(max(x, lo), hi)
-  StopGrad,   // stopgrad(x)
-  Index,      // index(): [B], the example index
-  BatchSize,  // batch_size(): the number of examples N
+  Math,      // elementwise real -> real (op)
+  Binary,    // elementwise (real, real) -> real (op)
+  MinMax,    // one argument: batch reduction (reduceOp); two: elementwise (op)
+  Reduction, // [B] -> scalar (op)
+  Sort,      // [B] -> [B]
+  Where,     // where(cond, a, b)
+  Clamp,     // clamp(x, lo, hi) = min(max(x, lo), hi)
+  StopGrad,  // stopgrad(x)
+  Index,     // index(): [B], the example index
+  BatchSize, // batch_size(): the number of examples N
 };
 
 struct Builtin {
@@ -28,7 +28,7 @@ struct Builtin {
   BuiltinKind kind;
   uint8_t minArgs, maxArgs;
   Op op;
-  Op reduceOp;  // MinMax only
+  Op reduceOp; // MinMax only
 };
 
 const Builtin *findBuiltin(const std::string &name);
@@ -43,4 +43,4 @@ size_t editDistance(const std::string &a, const std::string &b, size_t limit);
 // The closest candidate within a third of the name's length (at least 1), or "".
 std::string closestMatch(const std::string &name, const std::vector<std::string> &candidates);
 
-}  // namespace lossc
+} // namespace lossc

@@ -24,7 +24,7 @@ std::string locText(const SourceManager &sources, SourceLoc loc) {
   if (!loc.valid()) return "";
   return sources.path(loc.file) + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column);
 }
-}  // namespace
+} // namespace
 
 CheckReport runCheck(const Frontend &fe, const CheckOptions &options) {
   CheckReport r;
@@ -40,14 +40,16 @@ void renderCheckText(const Frontend &fe, const CheckReport &report, std::string 
     const LossIr &ir = *fe.ir;
     out += "loss " + ir.name + "\n  inputs:";
     for (const IrInput &in : ir.inputs)
-      out += "\n    " + in.name + ": " + Type::real(in.shape).str() + (in.differentiable ? " diff" : "");
+      out += "\n    " + in.name + ": " + Type::real(in.shape).str() +
+             (in.differentiable ? " diff" : "");
     out += "\n  params:";
     if (ir.params.empty()) out += " none";
     for (const IrParam &p : ir.params)
       out += "\n    " + p.name + " = " + formatNumber(p.defaultValue) + " in " + rangeText(p);
     out += "\n  batch coupled: " + std::string(ir.batchCoupled ? "yes" : "no") +
            "\n  min batch: " + std::to_string(ir.minBatch) + "\n  gradient:";
-    for (const InputGradient &g : fe.diff.inputs) out += "\n    " + g.name + ": " + statusName(g.status);
+    for (const InputGradient &g : fe.diff.inputs)
+      out += "\n    " + g.name + ": " + statusName(g.status);
     out += "\n  non-smooth operations:";
     if (fe.diff.nonSmooth.empty()) out += " none";
     for (const NonSmoothOp &op : fe.diff.nonSmooth)
@@ -102,4 +104,4 @@ void renderCheckJson(const Frontend &fe, const CheckReport &report, std::string 
   out += '\n';
 }
 
-}  // namespace lossc
+} // namespace lossc

@@ -10,7 +10,7 @@
 namespace lossc {
 
 struct CheckOptions {
-  bool strict = false;  // warnings fail the check too
+  bool strict = false; // warnings fail the check too
 };
 
 struct CheckReport {
@@ -24,4 +24,4 @@ void renderCheckText(const Frontend &fe, const CheckReport &report, std::string 
 // JSON schema "lossc.check/1", documented in docs/check.md.
 void renderCheckJson(const Frontend &fe, const CheckReport &report, std::string &out);
 
-}  // namespace lossc
+} // namespace lossc

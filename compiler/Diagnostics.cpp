@@ -18,7 +18,9 @@ std::set<DiagId> &globalCodesSeen() {
   return seen;
 }
 
-const char *severityName(Severity s) { return s == Severity::Error ? "error" : "warning"; }
+const char *severityName(Severity s) {
+  return s == Severity::Error ? "error" : "warning";
+}
 
 void appendLocation(const SourceManager &sources, SourceLoc loc, std::string &out) {
   out += sources.path(loc.file);
@@ -44,14 +46,19 @@ void appendSnippet(const SourceManager &sources, SourceLoc loc, std::string &out
   uint32_t remaining = 0;
   for (size_t j = i; j < line.size(); ++j)
     if ((static_cast<unsigned char>(line[j]) & 0xC0) != 0x80) ++remaining;
-  for (uint32_t k = 1; k < loc.length && k < remaining; ++k) out += '~';
+  for (uint32_t k = 1; k < loc.length && k < remaining; ++k)
+    out += '~';
   out += '\n';
 }
-}  // namespace
+} // namespace
 
-const DiagInfo &diagInfo(DiagId id) { return kDiagTable[static_cast<size_t>(id)]; }
+const DiagInfo &diagInfo(DiagId id) {
+  return kDiagTable[static_cast<size_t>(id)];
+}
 
-const std::set<DiagId> &DiagEngine::codesSeen() { return globalCodesSeen(); }
+const std::set<DiagId> &DiagEngine::codesSeen() {
+  return globalCodesSeen();
+}
 
 DiagBuilder &DiagBuilder::note(std::string message, SourceLoc loc) {
   if (d_) d_->notes.push_back({DiagNote::Note, std::move(message), loc});
@@ -66,13 +73,15 @@ DiagBuilder &DiagBuilder::help(std::string message) {
 DiagBuilder DiagEngine::report(DiagId id, SourceLoc loc, std::string message) {
   globalCodesSeen().insert(id);
   if (truncated_) return DiagBuilder(nullptr);
-  if (!seen_.emplace(id, loc.file, loc.line, loc.column, message).second) return DiagBuilder(nullptr);
+  if (!seen_.emplace(id, loc.file, loc.line, loc.column, message).second)
+    return DiagBuilder(nullptr);
   bool isError = diagInfo(id).severity == Severity::Error;
   if (isError && errors_ == maxErrors_) {
     truncated_ = true;
     ++errors_;
     globalCodesSeen().insert(DiagId::E0008);
-    diags_.push_back({DiagId::E0008, {},
+    diags_.push_back({DiagId::E0008,
+                      {},
                       "too many errors (" + std::to_string(maxErrors_) + "); stopping here",
                       {}});
     return DiagBuilder(nullptr);
@@ -84,8 +93,10 @@ DiagBuilder DiagEngine::report(DiagId id, SourceLoc loc, std::string message) {
 
 void renderDiagnostic(const SourceManager &sources, const Diagnostic &d, std::string &out) {
   const DiagInfo &info = diagInfo(d.id);
-  if (d.loc.valid()) appendLocation(sources, d.loc, out);
-  else out += "lossc: ";
+  if (d.loc.valid())
+    appendLocation(sources, d.loc, out);
+  else
+    out += "lossc: ";
   out += severityName(info.severity);
   out += '[';
   out += info.code;
@@ -104,9 +115,11 @@ void renderDiagnostic(const SourceManager &sources, const Diagnostic &d, std::st
 
 std::vector<const Diagnostic *> DiagEngine::sorted() const {
   std::vector<const Diagnostic *> v;
-  for (const Diagnostic &d : diags_) v.push_back(&d);
+  for (const Diagnostic &d : diags_)
+    v.push_back(&d);
   std::stable_sort(v.begin(), v.end(), [](const Diagnostic *a, const Diagnostic *b) {
-    if (a->id == DiagId::E0008 || b->id == DiagId::E0008) return b->id == DiagId::E0008 && a->id != DiagId::E0008;
+    if (a->id == DiagId::E0008 || b->id == DiagId::E0008)
+      return b->id == DiagId::E0008 && a->id != DiagId::E0008;
     return std::tie(a->loc.file, a->loc.line, a->loc.column) <
            std::tie(b->loc.file, b->loc.line, b->loc.column);
   });
@@ -114,7 +127,8 @@ std::vector<const Diagnostic *> DiagEngine::sorted() const {
 }
 
 void DiagEngine::renderText(std::string &out) const {
-  for (const Diagnostic *d : sorted()) renderDiagnostic(sources_, *d, out);
+  for (const Diagnostic *d : sorted())
+    renderDiagnostic(sources_, *d, out);
   if (errors_ || warnings_) {
     auto plural = [](size_t n, const char *word) {
       return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
@@ -138,7 +152,7 @@ void writeLoc(JsonWriter &w, const SourceManager &sources, SourceLoc loc) {
       .field("length", loc.length)
       .field("source_line", sources.lineText(loc.file, loc.line));
 }
-}  // namespace
+} // namespace
 
 void DiagEngine::writeJson(JsonWriter &w) const {
   w.key("diagnostics").beginArray();
@@ -173,4 +187,4 @@ void DiagEngine::renderJson(std::string &out) const {
   out += '\n';
 }
 
-}  // namespace lossc
+} // namespace lossc

@@ -4,8 +4,8 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <deque>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -26,18 +26,20 @@ enum class DiagId : uint16_t {
 enum class Severity : uint8_t { Error, Warning };
 
 struct DiagInfo {
-  const char *code;  // "E0301"
+  const char *code; // "E0301"
   Severity severity;
-  const char *name;  // "scalar-return"
+  const char *name; // "scalar-return"
   const char *summary;
 };
 const DiagInfo &diagInfo(DiagId id);
-constexpr size_t diagCount() { return static_cast<size_t>(DiagId::Count); }
+constexpr size_t diagCount() {
+  return static_cast<size_t>(DiagId::Count);
+}
 
 struct DiagNote {
   enum Kind : uint8_t { Note, Help } kind;
   std::string message;
-  SourceLoc loc;  // optional: invalid when the note has no location
+  SourceLoc loc; // optional: invalid when the note has no location
 };
 
 struct Diagnostic {
@@ -57,7 +59,7 @@ public:
   DiagBuilder &help(std::string message);
 
 private:
-  Diagnostic *d_;  // null when the diagnostic was suppressed
+  Diagnostic *d_; // null when the diagnostic was suppressed
 };
 
 class DiagEngine {
@@ -90,11 +92,11 @@ private:
   size_t maxErrors_;
   size_t errors_ = 0, warnings_ = 0;
   bool truncated_ = false;
-  std::deque<Diagnostic> diags_;  // a deque: a DiagBuilder's pointer stays valid
+  std::deque<Diagnostic> diags_; // a deque: a DiagBuilder's pointer stays valid
   std::set<std::tuple<DiagId, uint32_t, uint32_t, uint32_t, std::string>> seen_;
 };
 
 // Renders one diagnostic the way renderText does (used for single messages in tools).
 void renderDiagnostic(const SourceManager &sources, const Diagnostic &d, std::string &out);
 
-}  // namespace lossc
+} // namespace lossc

@@ -37,13 +37,17 @@ std::string describeNonSmooth(Op op) {
   case Op::Sort: return "sort: the gradient follows the sorting permutation, which jumps at ties";
   case Op::Select:
     return "where/if: the condition is piecewise constant; the loss may jump where it flips";
-  case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
-    return "comparison: piecewise constant, zero gradient";
+  case Op::Lt:
+  case Op::Le:
+  case Op::Gt:
+  case Op::Ge:
+  case Op::Eq:
+  case Op::Ne: return "comparison: piecewise constant, zero gradient";
   case Op::StopGrad: return "stopgrad: zero gradient by definition";
   default: return opInfo(op).name;
   }
 }
-}  // namespace
+} // namespace
 
 DiffReport analyzeDifferentiability(const LossIr &ir, DiagEngine &diags) {
   DiffReport report;
@@ -68,7 +72,8 @@ DiffReport analyzeDifferentiability(const LossIr &ir, DiagEngine &diags) {
   if (ir.result != kNoValue) live[ir.result] = true;
   for (size_t i = n; i-- > 0;)
     if (live[i])
-      for (int k = 0; k < opInfo(ir.insts[i].op).arity; ++k) live[ir.insts[i].operands[k]] = true;
+      for (int k = 0; k < opInfo(ir.insts[i].op).arity; ++k)
+        live[ir.insts[i].operands[k]] = true;
 
   for (size_t i = 0; i < n; ++i) {
     const Inst &inst = ir.insts[i];
@@ -122,9 +127,11 @@ DiffReport analyzeDifferentiability(const LossIr &ir, DiagEngine &diags) {
     for (const IrInput &in : ir.inputs)
       if (in.name == g.name) declared = in.loc;
     if (g.status == InputGradient::CutOff)
-      diags.report(DiagId::W0401, g.cutAt,
-                   "'" + g.name + "' reaches the loss only through piecewise-constant "
-                   "operations: its gradient is identically zero")
+      diags
+          .report(DiagId::W0401, g.cutAt,
+                  "'" + g.name +
+                      "' reaches the loss only through piecewise-constant "
+                      "operations: its gradient is identically zero")
           .note("the gradient stops at this operation");
     else
       diags.report(DiagId::W0402, declared,
@@ -138,8 +145,10 @@ DiffReport analyzeDifferentiability(const LossIr &ir, DiagEngine &diags) {
                               "training would not move the policy");
     for (const InputGradient &g : report.inputs) {
       if (g.status == InputGradient::CutOff)
-        d.note("'" + g.name + "' only reaches the loss through this piecewise-constant "
-               "operation", g.cutAt);
+        d.note("'" + g.name +
+                   "' only reaches the loss through this piecewise-constant "
+                   "operation",
+               g.cutAt);
       else
         d.note("'" + g.name + "' is not used");
     }
@@ -149,4 +158,4 @@ DiffReport analyzeDifferentiability(const LossIr &ir, DiagEngine &diags) {
   return report;
 }
 
-}  // namespace lossc
+} // namespace lossc

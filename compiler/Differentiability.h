@@ -17,21 +17,21 @@ namespace lossc {
 struct InputGradient {
   std::string name;
   enum Status : uint8_t { Flows, CutOff, Unused } status;
-  SourceLoc cutAt;  // CutOff: the first operation where the gradient stops
+  SourceLoc cutAt; // CutOff: the first operation where the gradient stops
 };
 
 struct NonSmoothOp {
   ValueId inst;
-  std::string what;  // "abs: not differentiable at 0 (gradient 0 there)" ...
+  std::string what; // "abs: not differentiable at 0 (gradient 0 there)" ...
   SourceLoc loc;
 };
 
 struct DiffReport {
-  std::vector<InputGradient> inputs;  // differentiable inputs, declaration order
+  std::vector<InputGradient> inputs; // differentiable inputs, declaration order
   std::vector<NonSmoothOp> nonSmooth;
 };
 
 // Analyses `ir` and reports E0401, E0402, W0401 and W0402. Returns the report either way.
 DiffReport analyzeDifferentiability(const LossIr &ir, DiagEngine &diags);
 
-}  // namespace lossc
+} // namespace lossc

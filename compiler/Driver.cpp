@@ -12,7 +12,7 @@
 #include "Pipeline.h"
 #include "Version.h"
 
-#include "LanguageReference.inc"  // kLanguageReference: docs/language.md
+#include "LanguageReference.inc" // kLanguageReference: docs/language.md
 
 namespace po = boost::program_options;
 
@@ -30,31 +30,34 @@ const char kUsage[] =
     "--diagnostics-format=json. Exit status: 0 success, 1 errors in the input, 2 usage.\n";
 
 int usageError(const std::string &message) {
-  std::cerr << "lossc: error: " << message << "\n" << "try 'lossc --help'\n";
+  std::cerr << "lossc: error: " << message << "\n"
+            << "try 'lossc --help'\n";
   return kExitUsage;
 }
 
 void printDiagnostics(const lossc::Frontend &fe, bool json) {
   std::string out;
-  if (json) fe.diags.renderJson(out);
-  else fe.diags.renderText(out);
+  if (json)
+    fe.diags.renderJson(out);
+  else
+    fe.diags.renderText(out);
   std::fputs(out.c_str(), stderr);
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char **argv) {
   po::options_description visible("options");
-  visible.add_options()
-      ("help,h", "print this help")
-      ("version", "print the version")
-      ("output,o", po::value<std::string>(), "output file (a shared object; needs the code generator)")
-      ("emit", po::value<std::string>(), "print a stage instead of compiling: tokens, ast, ir")
-      ("diagnostics-format", po::value<std::string>()->default_value("text"), "text or json")
-      ("import-path,I", po::value<std::vector<std::string>>()->composing(), "add a directory to the import search path")
-      ("stdlib", po::value<std::string>(), "the stdlib directory (default: $LOSSC_STDLIB or the build's)")
-      ("json", "check: print the report as JSON")
-      ("strict", "check: fail on warnings too");
+  visible.add_options()("help,h", "print this help")("version", "print the version")(
+      "output,o", po::value<std::string>(),
+      "output file (a shared object; needs the code generator)")(
+      "emit", po::value<std::string>(), "print a stage instead of compiling: tokens, ast, ir")(
+      "diagnostics-format", po::value<std::string>()->default_value("text"),
+      "text or json")("import-path,I", po::value<std::vector<std::string>>()->composing(),
+                      "add a directory to the import search path")(
+      "stdlib", po::value<std::string>(),
+      "the stdlib directory (default: $LOSSC_STDLIB or the build's)")(
+      "json", "check: print the report as JSON")("strict", "check: fail on warnings too");
   po::options_description hidden;
   hidden.add_options()("args", po::value<std::vector<std::string>>(), "command and file");
   po::options_description all;
@@ -97,26 +100,32 @@ int main(int argc, char **argv) {
     return usageError("--diagnostics-format must be text or json, not '" + format + "'");
   bool json = format == "json";
   if (args.empty()) return usageError("no input file");
-  if (args.size() > 1) return usageError("one input file at a time, got " + std::to_string(args.size()));
+  if (args.size() > 1)
+    return usageError("one input file at a time, got " + std::to_string(args.size()));
   const std::string &path = args[0];
 
   lossc::FrontendOptions options;
-  if (vm.count("import-path")) options.importPaths = vm["import-path"].as<std::vector<std::string>>();
+  if (vm.count("import-path"))
+    options.importPaths = vm["import-path"].as<std::vector<std::string>>();
   if (vm.count("stdlib")) options.stdlibDir = vm["stdlib"].as<std::string>();
 
   if (command == "check") {
-    if (vm.count("emit") || vm.count("output")) return usageError("check takes neither --emit nor -o");
+    if (vm.count("emit") || vm.count("output"))
+      return usageError("check takes neither --emit nor -o");
     std::unique_ptr<lossc::Frontend> fe = lossc::runFrontend(path, options);
     lossc::CheckOptions checkOptions;
     checkOptions.strict = vm.count("strict") > 0;
     lossc::CheckReport report = lossc::runCheck(*fe, checkOptions);
     std::string out;
-    if (vm.count("json")) lossc::renderCheckJson(*fe, report, out);
-    else lossc::renderCheckText(*fe, report, out);
+    if (vm.count("json"))
+      lossc::renderCheckJson(*fe, report, out);
+    else
+      lossc::renderCheckText(*fe, report, out);
     std::fputs(out.c_str(), stdout);
     return report.passed ? kExitOk : kExitInputError;
   }
-  if (vm.count("json") || vm.count("strict")) return usageError("--json and --strict belong to 'check'");
+  if (vm.count("json") || vm.count("strict"))
+    return usageError("--json and --strict belong to 'check'");
 
   if (vm.count("emit")) {
     std::string stage = vm["emit"].as<std::string>();
@@ -128,12 +137,15 @@ int main(int argc, char **argv) {
         diags.report(lossc::DiagId::E0001, {}, "cannot read '" + path + "': " + error);
       } else {
         std::string out;
-        if (lossc::dumpTokens(sources, sources.add(path, std::move(text)), options.limits, diags, out))
+        if (lossc::dumpTokens(sources, sources.add(path, std::move(text)), options.limits, diags,
+                              out))
           std::fputs(out.c_str(), stdout);
       }
       std::string rendered;
-      if (json) diags.renderJson(rendered);
-      else diags.renderText(rendered);
+      if (json)
+        diags.renderJson(rendered);
+      else
+        diags.renderText(rendered);
       std::fputs(rendered.c_str(), stderr);
       return diags.hasErrors() ? kExitInputError : kExitOk;
     }
@@ -159,8 +171,11 @@ int main(int argc, char **argv) {
   if (!fe->ok()) return kExitInputError;
   if (vm.count("output")) {
     std::cerr << "lossc: error: this build of lossc has no code generator yet, so it cannot "
-                 "write '" << vm["output"].as<std::string>() << "'; the front end found no "
-                 "errors in '" << path << "'\n";
+                 "write '"
+              << vm["output"].as<std::string>()
+              << "'; the front end found no "
+                 "errors in '"
+              << path << "'\n";
     return kExitUsage;
   }
   return kExitOk;

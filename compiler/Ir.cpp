@@ -14,18 +14,24 @@ const OpInfo kOpTable[] = {
 #include "Ops.def"
 };
 
-double stableLog1pExpNeg(double a) { return std::log1p(std::exp(-std::fabs(a))); }
-}  // namespace
+double stableLog1pExpNeg(double a) {
+  return std::log1p(std::exp(-std::fabs(a)));
+}
+} // namespace
 
-const OpInfo &opInfo(Op op) { return kOpTable[static_cast<size_t>(op)]; }
+const OpInfo &opInfo(Op op) {
+  return kOpTable[static_cast<size_t>(op)];
+}
 
 bool isReduction(Op op) {
   switch (op) {
-  case Op::Sum: case Op::Mean: case Op::Var: case Op::Std: case Op::ReduceMin:
-  case Op::ReduceMax:
-    return true;
-  default:
-    return false;
+  case Op::Sum:
+  case Op::Mean:
+  case Op::Var:
+  case Op::Std:
+  case Op::ReduceMin:
+  case Op::ReduceMax: return true;
+  default: return false;
   }
 }
 
@@ -109,8 +115,10 @@ ValueId IrBuilder::op(Op op, Type type, SourceLoc loc, ValueId a, ValueId b, Val
   double args[3] = {0, 0, 0};
   for (int i = 0; foldable && i < info.arity; ++i) {
     const Inst &operand = insts_[inst.operands[i]];
-    if (operand.op != Op::Const) foldable = false;
-    else args[i] = operand.value;
+    if (operand.op != Op::Const)
+      foldable = false;
+    else
+      args[i] = operand.value;
   }
   if (foldable && op != Op::StopGrad)
     return constant(evalElementwise(op, args[0], args[1], args[2]), loc);
@@ -122,14 +130,16 @@ ValueId eliminateDeadCode(std::vector<Inst> &insts, ValueId result) {
   live[result] = true;
   for (size_t i = insts.size(); i-- > 0;) {
     if (!live[i]) continue;
-    for (int k = 0; k < opInfo(insts[i].op).arity; ++k) live[insts[i].operands[k]] = true;
+    for (int k = 0; k < opInfo(insts[i].op).arity; ++k)
+      live[insts[i].operands[k]] = true;
   }
   std::vector<ValueId> remap(insts.size(), kNoValue);
   std::vector<Inst> kept;
   for (size_t i = 0; i < insts.size(); ++i) {
     if (!live[i]) continue;
     Inst inst = insts[i];
-    for (int k = 0; k < opInfo(inst.op).arity; ++k) inst.operands[k] = remap[inst.operands[k]];
+    for (int k = 0; k < opInfo(inst.op).arity; ++k)
+      inst.operands[k] = remap[inst.operands[k]];
     remap[i] = static_cast<ValueId>(kept.size());
     kept.push_back(inst);
   }
@@ -159,8 +169,8 @@ void printIr(const LossIr &ir, const SourceManager &sources, std::string &out) {
   out += "loss " + ir.name + "\n";
   for (size_t k = 0; k < ir.inputs.size(); ++k) {
     const IrInput &in = ir.inputs[k];
-    out += "  input #" + std::to_string(k) + " " + in.name + ": " +
-           Type::real(in.shape).str() + (in.differentiable ? " diff" : "") + "\n";
+    out += "  input #" + std::to_string(k) + " " + in.name + ": " + Type::real(in.shape).str() +
+           (in.differentiable ? " diff" : "") + "\n";
   }
   for (size_t k = 0; k < ir.params.size(); ++k) {
     const IrParam &p = ir.params[k];
@@ -185,4 +195,4 @@ void printIr(const LossIr &ir, const SourceManager &sources, std::string &out) {
   out += "  return %" + std::to_string(ir.result) + "\n";
 }
 
-}  // namespace lossc
+} // namespace lossc

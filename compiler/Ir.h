@@ -22,13 +22,13 @@ enum class Op : uint8_t {
 
 // How an op's output depends, for the gradient, on its operands.
 enum class DiffClass : uint8_t {
-  Leaf,               // no operands
-  Smooth,             // differentiable wherever defined
-  Kink,               // differentiable almost everywhere (abs, relu, min, max)
-  PiecewiseConstant,  // zero derivative (comparisons, logic)
-  Select,             // derivative to the branches, none to the condition
-  Blocked,            // stopgrad: zero derivative by definition
-  Permutation,        // sort: the values' derivative follows the permutation
+  Leaf,              // no operands
+  Smooth,            // differentiable wherever defined
+  Kink,              // differentiable almost everywhere (abs, relu, min, max)
+  PiecewiseConstant, // zero derivative (comparisons, logic)
+  Select,            // derivative to the branches, none to the condition
+  Blocked,           // stopgrad: zero derivative by definition
+  Permutation,       // sort: the values' derivative follows the permutation
 };
 
 struct OpInfo {
@@ -37,9 +37,11 @@ struct OpInfo {
   DiffClass diffClass;
 };
 const OpInfo &opInfo(Op op);
-constexpr size_t opCount() { return static_cast<size_t>(Op::Count); }
+constexpr size_t opCount() {
+  return static_cast<size_t>(Op::Count);
+}
 
-bool isReduction(Op op);  // Sum, Mean, Var, Std, ReduceMin, ReduceMax
+bool isReduction(Op op); // Sum, Mean, Var, Std, ReduceMin, ReduceMax
 // Ops whose per-example value depends on other examples or on N.
 bool isBatchCoupling(Op op);
 
@@ -54,8 +56,8 @@ struct Inst {
   Op op;
   Type type;
   ValueId operands[3] = {kNoValue, kNoValue, kNoValue};
-  double value = 0;    // Const
-  uint32_t index = 0;  // Input, Param
+  double value = 0;   // Const
+  uint32_t index = 0; // Input, Param
   SourceLoc loc;
 };
 
@@ -69,18 +71,18 @@ struct IrInput {
 struct IrParam {
   std::string name;
   double defaultValue;
-  double lo, hi;  // bounds; infinite when unbounded
+  double lo, hi; // bounds; infinite when unbounded
   bool loOpen, hiOpen;
   SourceLoc loc;
 };
 
 struct LossIr {
   std::string name;
-  SourceLoc loc;                // the loss's name in its declaration
-  std::vector<IrInput> inputs;  // declaration order: the ABI's input order
-  std::vector<IrParam> params;  // declaration order: the ABI's parameter order
-  std::vector<Inst> insts;      // topologically ordered
-  ValueId result = kNoValue;    // real[B]
+  SourceLoc loc;               // the loss's name in its declaration
+  std::vector<IrInput> inputs; // declaration order: the ABI's input order
+  std::vector<IrParam> params; // declaration order: the ABI's parameter order
+  std::vector<Inst> insts;     // topologically ordered
+  ValueId result = kNoValue;   // real[B]
   bool batchCoupled = false;
   int64_t minBatch = 1;
 };
@@ -112,4 +114,4 @@ void printIr(const LossIr &ir, const SourceManager &sources, std::string &out);
 
 std::string formatNumber(double d);
 
-}  // namespace lossc
+} // namespace lossc

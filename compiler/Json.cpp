@@ -107,4 +107,4 @@ JsonWriter &JsonWriter::null() {
   return *this;
 }
 
-}  // namespace lossc
+} // namespace lossc

@@ -36,8 +36,8 @@ public:
 private:
   void separate();
   std::string &out_;
-  std::vector<bool> first_;  // per open container: no element written yet
+  std::vector<bool> first_; // per open container: no element written yet
   bool afterKey_ = false;
 };
 
-}  // namespace lossc
+} // namespace lossc

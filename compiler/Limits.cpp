@@ -19,10 +19,14 @@ size_t utf8SequenceLength(const std::string &s, size_t i) {
   if (c < 0x80) return 1;
   size_t n;
   uint32_t cp;
-  if ((c & 0xE0) == 0xC0) n = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0) n = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0) n = 4, cp = c & 0x07;
-  else return 0;
+  if ((c & 0xE0) == 0xC0)
+    n = 2, cp = c & 0x1F;
+  else if ((c & 0xF0) == 0xE0)
+    n = 3, cp = c & 0x0F;
+  else if ((c & 0xF8) == 0xF0)
+    n = 4, cp = c & 0x07;
+  else
+    return 0;
   if (i + n > s.size()) return 0;
   for (size_t k = 1; k < n; ++k) {
     unsigned char d = static_cast<unsigned char>(s[i + k]);
@@ -39,15 +43,16 @@ SourceLoc tokenLoc(uint32_t file, const antlr4::Token &t) {
   return {file, static_cast<uint32_t>(t.getLine()),
           static_cast<uint32_t>(t.getCharPositionInLine() + 1), length};
 }
-}  // namespace
+} // namespace
 
 bool checkSourceBytes(const SourceManager &sources, uint32_t file, const Limits &limits,
                       DiagEngine &diags) {
   const std::string &text = sources.text(file);
   if (text.size() > limits.maxSourceBytes) {
-    diags.report(DiagId::E0002, sources.locForOffset(file, 0),
-                 "source file is larger than the limit of " +
-                     std::to_string(limits.maxSourceBytes) + " bytes")
+    diags
+        .report(DiagId::E0002, sources.locForOffset(file, 0),
+                "source file is larger than the limit of " + std::to_string(limits.maxSourceBytes) +
+                    " bytes")
         .help("a loss is a few lines; split helpers into modules and `import` them");
     return false;
   }
@@ -61,8 +66,9 @@ bool checkSourceBytes(const SourceManager &sources, uint32_t file, const Limits 
     if (n == 0) {
       char hex[8];
       std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(text[i]));
-      diags.report(DiagId::E0003, sources.locForOffset(file, i),
-                   std::string("invalid UTF-8 byte ") + hex + " in the source")
+      diags
+          .report(DiagId::E0003, sources.locForOffset(file, i),
+                  std::string("invalid UTF-8 byte ") + hex + " in the source")
           .help("save the file as UTF-8");
       return false;
     }
@@ -71,12 +77,12 @@ bool checkSourceBytes(const SourceManager &sources, uint32_t file, const Limits 
   return true;
 }
 
-bool checkTokens(antlr4::Lexer &lexer, const SourceManager &, uint32_t file,
-                 const Limits &limits, DiagEngine &diags) {
+bool checkTokens(antlr4::Lexer &lexer, const SourceManager &, uint32_t file, const Limits &limits,
+                 DiagEngine &diags) {
   // Nesting is estimated conservatively from tokens alone: every open bracket, and every prefix
   // or right-associative operator (unary -, +, not, !, if/then/else, **) since the start of the
   // statement in the enclosing bracket, costs one level of parser recursion.
-  std::vector<uint32_t> chains{0};  // per open bracket: prefix operators seen in it
+  std::vector<uint32_t> chains{0}; // per open bracket: prefix operators seen in it
   uint32_t depth = 0;
   size_t count = 0;
   bool ok = true;
@@ -93,8 +99,7 @@ bool checkTokens(antlr4::Lexer &lexer, const SourceManager &, uint32_t file,
     if (type == LossLexer::UNTERMINATED_COMMENT) {
       SourceLoc open = tokenLoc(file, *t);
       open.length = 2;
-      diags.report(DiagId::E0103, open, "unterminated /* comment")
-          .help("close it with */");
+      diags.report(DiagId::E0103, open, "unterminated /* comment").help("close it with */");
       return false;
     }
     if (t->getChannel() != antlr4::Token::DEFAULT_CHANNEL) continue;
@@ -103,9 +108,12 @@ bool checkTokens(antlr4::Lexer &lexer, const SourceManager &, uint32_t file,
       std::string text = t->getText();
       std::string message = "unexpected character '" + text + "'";
       auto d = diags.report(DiagId::E0101, loc, message);
-      if (text == "%") d.help("there is no remainder operator");
-      else if (text == "\"" || text == "'") d.help("the language has no strings");
-      else if (text == ".") d.help("a number needs a digit: write 0.5, not .");
+      if (text == "%")
+        d.help("there is no remainder operator");
+      else if (text == "\"" || text == "'")
+        d.help("the language has no strings");
+      else if (text == ".")
+        d.help("a number needs a digit: write 0.5, not .");
       ok = false;
       prevType = type;
       continue;
@@ -159,9 +167,9 @@ bool checkTokens(antlr4::Lexer &lexer, const SourceManager &, uint32_t file,
     default: break;
     }
     if (deeper && depth > limits.maxNesting) {
-      diags.report(DiagId::E0006, loc,
-                   "expression nested deeper than " + std::to_string(limits.maxNesting) +
-                       " levels")
+      diags
+          .report(DiagId::E0006, loc,
+                  "expression nested deeper than " + std::to_string(limits.maxNesting) + " levels")
           .help("name intermediate values with `let`");
       return false;
     }
@@ -170,4 +178,4 @@ bool checkTokens(antlr4::Lexer &lexer, const SourceManager &, uint32_t file,
   return ok;
 }
 
-}  // namespace lossc
+} // namespace lossc

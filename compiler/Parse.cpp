@@ -19,7 +19,8 @@ namespace {
 SourceLoc tokenLoc(uint32_t file, const antlr4::Token *t) {
   if (!t) return {};
   size_t start = t->getStartIndex(), stop = t->getStopIndex();
-  uint32_t length = stop >= start && stop != INVALID_INDEX ? static_cast<uint32_t>(stop - start + 1) : 1;
+  uint32_t length =
+      stop >= start && stop != INVALID_INDEX ? static_cast<uint32_t>(stop - start + 1) : 1;
   return {file, static_cast<uint32_t>(t->getLine()),
           static_cast<uint32_t>(t->getCharPositionInLine() + 1), length};
 }
@@ -72,7 +73,8 @@ public:
       message = "unexpected " + found;
     }
     auto d = diags_.report(DiagId::E0102, loc, message);
-    if (offending && offending->getType() == LossLexer::EQ && expected.find("'='") != std::string::npos)
+    if (offending && offending->getType() == LossLexer::EQ &&
+        expected.find("'='") != std::string::npos)
       d.help("`==` compares; a definition is `let name = value;`");
   }
 
@@ -110,13 +112,18 @@ private:
     antlr4::misc::IntervalSet set = parser.getExpectedTokens();
     std::vector<std::string> names;
     for (size_t t : set.toList()) {
-      if (t == LossLexer::IDENT) names.push_back("a name");
-      else if (t == LossLexer::NUMBER) names.push_back("a number");
-      else if (t == antlr4::Token::EOF) names.push_back("end of file");
-      else names.push_back(parser.getVocabulary().getDisplayName(t));
+      if (t == LossLexer::IDENT)
+        names.push_back("a name");
+      else if (t == LossLexer::NUMBER)
+        names.push_back("a number");
+      else if (t == antlr4::Token::EOF)
+        names.push_back("end of file");
+      else
+        names.push_back(parser.getVocabulary().getDisplayName(t));
     }
     // When an expression may start here the list is long; say what is meant.
-    if (set.contains(static_cast<size_t>(LossLexer::NUMBER)) && set.contains(static_cast<size_t>(LossLexer::LPAREN)) &&
+    if (set.contains(static_cast<size_t>(LossLexer::NUMBER)) &&
+        set.contains(static_cast<size_t>(LossLexer::LPAREN)) &&
         set.contains(static_cast<size_t>(LossLexer::IDENT)))
       return "an expression";
     if (names.empty() || names.size() > 4) return "";
@@ -169,7 +176,8 @@ private:
   std::vector<Ident> identList(LossParser::Ident_listContext *c) {
     std::vector<Ident> out;
     if (c)
-      for (auto *n : c->IDENT()) out.push_back(ident(n->getSymbol()));
+      for (auto *n : c->IDENT())
+        out.push_back(ident(n->getSymbol()));
     return out;
   }
 
@@ -184,7 +192,8 @@ private:
     } else if (auto *b = dynamic_cast<LossParser::FnBlockBodyContext *>(c)) {
       f.name = ident(b->name);
       f.params = identList(b->ident_list());
-      for (auto *s : b->block()->stmt()) f.body.push_back(stmt(s));
+      for (auto *s : b->block()->stmt())
+        f.body.push_back(stmt(s));
     }
     return f;
   }
@@ -199,7 +208,8 @@ private:
         const std::vector<PresetInput> *inputs = findPreset(preset.name);
         if (!inputs) {
           std::string names;
-          for (const std::string &n : presetNames()) names += (names.empty() ? "" : ", ") + n;
+          for (const std::string &n : presetNames())
+            names += (names.empty() ? "" : ", ") + n;
           diags_.report(DiagId::E0208, preset.loc, "unknown input preset '" + preset.name + "'")
               .help("the presets are " + names + "; or declare inputs one by one with `input`");
           continue;
@@ -213,8 +223,9 @@ private:
           if (in->modifier->getText() == "diff")
             diff = true;
           else
-            diags_.report(DiagId::E0108, tokenLoc(file_, in->modifier),
-                          "unknown input modifier '" + in->modifier->getText() + "'")
+            diags_
+                .report(DiagId::E0108, tokenLoc(file_, in->modifier),
+                        "unknown input modifier '" + in->modifier->getText() + "'")
                 .help("the only modifier is `diff`, which marks an input the loss is "
                       "differentiated with respect to");
         }
@@ -246,8 +257,9 @@ private:
     antlr4::Token *dim = nullptr;
     if (auto *n = dynamic_cast<LossParser::NamedTypeContext *>(c)) {
       if (n->elem->getText() != "real")
-        diags_.report(DiagId::E0107, tokenLoc(file_, n->elem),
-                      "unknown type '" + n->elem->getText() + "'")
+        diags_
+            .report(DiagId::E0107, tokenLoc(file_, n->elem),
+                    "unknown type '" + n->elem->getText() + "'")
             .help(help());
       dim = n->dim;
     } else if (auto *b = dynamic_cast<LossParser::BatchTypeContext *>(c)) {
@@ -255,8 +267,8 @@ private:
     }
     if (!dim) return InputShape::Scalar;
     if (dim->getText() != "B")
-      diags_.report(DiagId::E0107, tokenLoc(file_, dim),
-                    "unknown dimension '" + dim->getText() + "'")
+      diags_
+          .report(DiagId::E0107, tokenLoc(file_, dim), "unknown dimension '" + dim->getText() + "'")
           .help("the only dimension is the batch, written B: " + std::string(help()));
     return InputShape::Batch;
   }
@@ -320,7 +332,8 @@ private:
       e.name = call->callee->getText();
       std::vector<ExprId> args;
       if (auto *list = call->arg_list())
-        for (auto *a : list->expr()) args.push_back(expr(a));
+        for (auto *a : list->expr())
+          args.push_back(expr(a));
       e.args = std::move(args);
       return ctx_.add(std::move(e));
     }
@@ -334,14 +347,15 @@ private:
     if (auto *p = dynamic_cast<P::PowExprContext *>(c))
       return binary(BinaryOp::Pow, p->POW()->getSymbol(), p, p->expr(0), p->expr(1));
     if (auto *p = dynamic_cast<P::CaretExprContext *>(c)) {
-      diags_.report(DiagId::E0105, tokenLoc(file_, p->CARET()->getSymbol()),
-                    "`^` is not an operator in this language")
+      diags_
+          .report(DiagId::E0105, tokenLoc(file_, p->CARET()->getSymbol()),
+                  "`^` is not an operator in this language")
           .help("write a power as `x ** y` or `pow(x, y)`");
       return binary(BinaryOp::Pow, p->CARET()->getSymbol(), p, p->expr(0), p->expr(1));
     }
     if (auto *u = dynamic_cast<P::UnaryExprContext *>(c))
-      return unary(u->op->getType() == LossLexer::MINUS ? ExprKind::Neg : ExprKind::Plus, u->op,
-                   u, u->expr());
+      return unary(u->op->getType() == LossLexer::MINUS ? ExprKind::Neg : ExprKind::Plus, u->op, u,
+                   u->expr());
     if (auto *m = dynamic_cast<P::MulExprContext *>(c))
       return binary(m->op->getType() == LossLexer::STAR ? BinaryOp::Mul : BinaryOp::Div, m->op, m,
                     m->expr(0), m->expr(1));
@@ -360,7 +374,8 @@ private:
       }
       return binary(op, cmp->op, cmp, cmp->expr(0), cmp->expr(1));
     }
-    if (auto *n = dynamic_cast<P::NotExprContext *>(c)) return unary(ExprKind::Not, n->op, n, n->expr());
+    if (auto *n = dynamic_cast<P::NotExprContext *>(c))
+      return unary(ExprKind::Not, n->op, n, n->expr());
     if (auto *a = dynamic_cast<P::AndExprContext *>(c))
       return binary(BinaryOp::And, a->op, a, a->expr(0), a->expr(1));
     if (auto *o = dynamic_cast<P::OrExprContext *>(c))
@@ -395,10 +410,10 @@ bool preParseChecks(const SourceManager &sources, uint32_t file, const Limits &l
   return checkTokens(lexer, sources, file, limits, diags);
 }
 
-}  // namespace
+} // namespace
 
-bool parseModule(const SourceManager &sources, uint32_t file, const Limits &limits,
-                 AstContext &ctx, Module &module, DiagEngine &diags) {
+bool parseModule(const SourceManager &sources, uint32_t file, const Limits &limits, AstContext &ctx,
+                 Module &module, DiagEngine &diags) {
   module.file = file;
   module.path = sources.path(file);
   if (!preParseChecks(sources, file, limits, diags)) return false;
@@ -439,4 +454,4 @@ bool dumpTokens(const SourceManager &sources, uint32_t file, const Limits &limit
   return true;
 }
 
-}  // namespace lossc
+} // namespace lossc

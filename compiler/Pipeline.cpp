@@ -45,7 +45,8 @@ std::string findModule(const std::string &name, const std::string &importer,
   std::vector<fs::path> dirs;
   fs::path parent = fs::path(importer).parent_path();
   dirs.push_back(parent.empty() ? fs::path(".") : parent);
-  for (const std::string &p : options.importPaths) dirs.push_back(p);
+  for (const std::string &p : options.importPaths)
+    dirs.push_back(p);
   std::string stdlib = options.stdlibDir.empty() ? defaultStdlibDir() : options.stdlibDir;
   if (!stdlib.empty()) dirs.push_back(fs::path(stdlib) / "lib");
   for (const fs::path &d : dirs) {
@@ -60,8 +61,7 @@ std::string findModule(const std::string &name, const std::string &importer,
 void runFrom(Frontend &fe, uint32_t mainFile, const FrontendOptions &options) {
   Program &program = fe.program;
   program.modules.emplace_back();
-  if (!parseModule(fe.sources, mainFile, options.limits, program.ast, program.modules[0],
-                   fe.diags))
+  if (!parseModule(fe.sources, mainFile, options.limits, program.ast, program.modules[0], fe.diags))
     return;
 
   // Load imports breadth-first; each module once, however often it is imported.
@@ -75,7 +75,8 @@ void runFrom(Frontend &fe, uint32_t mainFile, const FrontendOptions &options) {
       std::string path = findModule(imp.name.name, importer, options, searched);
       if (path.empty()) {
         std::string where;
-        for (const std::string &s : searched) where += (where.empty() ? "" : ", ") + s;
+        for (const std::string &s : searched)
+          where += (where.empty() ? "" : ", ") + s;
         fe.diags.report(DiagId::E0206, imp.name.loc, "no module '" + imp.name.name + "' to import")
             .note("looked for " + imp.name.name + ".loss in " + where)
             .help("add a directory to the search path with -I DIR");
@@ -91,8 +92,7 @@ void runFrom(Frontend &fe, uint32_t mainFile, const FrontendOptions &options) {
       }
       std::string text, error;
       if (!readFile(path, options.limits.maxSourceBytes, text, error)) {
-        fe.diags.report(DiagId::E0001, imp.name.loc,
-                        "cannot read module '" + path + "': " + error);
+        fe.diags.report(DiagId::E0001, imp.name.loc, "cannot read module '" + path + "': " + error);
         importsOk = false;
         continue;
       }
@@ -100,8 +100,9 @@ void runFrom(Frontend &fe, uint32_t mainFile, const FrontendOptions &options) {
       Module module;
       bool parsed = parseModule(fe.sources, file, options.limits, program.ast, module, fe.diags);
       if (parsed && !module.losses.empty()) {
-        fe.diags.report(DiagId::E0207, imp.name.loc,
-                        "'" + path + "' declares a loss and cannot be imported")
+        fe.diags
+            .report(DiagId::E0207, imp.name.loc,
+                    "'" + path + "' declares a loss and cannot be imported")
             .note("the loss is declared here", module.losses[0].name.loc)
             .help("only files of `fn` declarations can be imported; move the shared "
                   "functions into a module of their own");
@@ -118,7 +119,7 @@ void runFrom(Frontend &fe, uint32_t mainFile, const FrontendOptions &options) {
   if (fe.diags.hasErrors()) fe.ir.reset();
 }
 
-}  // namespace
+} // namespace
 
 std::unique_ptr<Frontend> runFrontendOnText(const std::string &name, std::string text,
                                             const FrontendOptions &options) {
@@ -138,4 +139,4 @@ std::unique_ptr<Frontend> runFrontend(const std::string &path, const FrontendOpt
   return runFrontendOnText(path, std::move(text), options);
 }
 
-}  // namespace lossc
+} // namespace lossc

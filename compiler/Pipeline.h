@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "Differentiability.h"
 #include "Diagnostics.h"
+#include "Differentiability.h"
 #include "Ir.h"
 #include "Limits.h"
 #include "Sema.h"
@@ -19,8 +19,8 @@ namespace lossc {
 
 struct FrontendOptions {
   Limits limits;
-  std::vector<std::string> importPaths;  // searched after the importing file's own directory
-  std::string stdlibDir;                 // its lib/ is searched last; "" for the default
+  std::vector<std::string> importPaths; // searched after the importing file's own directory
+  std::string stdlibDir;                // its lib/ is searched last; "" for the default
 };
 
 // The stdlib directory: $LOSSC_STDLIB if set, else the one this build was configured with.
@@ -44,4 +44,4 @@ std::unique_ptr<Frontend> runFrontend(const std::string &path, const FrontendOpt
 std::unique_ptr<Frontend> runFrontendOnText(const std::string &name, std::string text,
                                             const FrontendOptions &options);
 
-}  // namespace lossc
+} // namespace lossc

@@ -45,7 +45,7 @@ private:
   };
   struct ResolveScope {
     std::vector<ScopeEntry> entries;
-    int fn = -1;  // the function being resolved, or -1 for the loss body
+    int fn = -1; // the function being resolved, or -1 for the loss body
     ScopeEntry *find(const std::string &name) {
       for (size_t i = entries.size(); i-- > 0;)
         if (entries[i].name == name) return &entries[i];
@@ -58,7 +58,7 @@ private:
   void reportUnknownName(const Expr &e, ResolveScope &scope);
   void reportUnknownFunction(const Expr &e);
   void define(ResolveScope &scope, const Ident &name, ScopeEntry::Kind kind);
-  void warnUnused(const ResolveScope &scope, size_t from);  // entries from `from` on
+  void warnUnused(const ResolveScope &scope, size_t from); // entries from `from` on
 
   // ---- Constants (parameter defaults and ranges) --------------------------------------------
   std::optional<double> evalConst(ExprId id);
@@ -86,7 +86,7 @@ private:
 
   std::vector<FnInfo> fns_;
   std::unordered_map<std::string, size_t> fnIndex_;
-  std::vector<std::string> lossNames_;  // inputs and params: for the help in functions
+  std::vector<std::string> lossNames_; // inputs and params: for the help in functions
 
   std::vector<Inst> insts_;
   IrBuilder builder_{insts_};
@@ -100,15 +100,15 @@ private:
 const LossDecl *Sema::findLoss() {
   const Module &main = modules_[0];
   if (main.losses.empty()) {
-    diags_.report(DiagId::E0209, SourceLoc{main.file, 1, 1, 1},
-                  "no loss declaration in this file")
+    diags_.report(DiagId::E0209, SourceLoc{main.file, 1, 1, 1}, "no loss declaration in this file")
         .help("a loss file declares `loss NAME { ... }`; a file of helper functions is "
               "imported with `import NAME;` from a loss file");
     return nullptr;
   }
   for (size_t i = 1; i < main.losses.size(); ++i)
-    diags_.report(DiagId::E0209, main.losses[i].name.loc,
-                  "a second loss '" + main.losses[i].name.name + "' in one file")
+    diags_
+        .report(DiagId::E0209, main.losses[i].name.loc,
+                "a second loss '" + main.losses[i].name.name + "' in one file")
         .note("the first is '" + main.losses[0].name.name + "'", main.losses[0].name.loc)
         .help("put each loss in its own .loss file");
   return &main.losses[0];
@@ -118,8 +118,8 @@ void Sema::collectFunctions() {
   for (const Module &m : modules_) {
     for (const FnDecl &f : m.fns) {
       if (findBuiltin(f.name.name)) {
-        diags_.report(DiagId::E0204, f.name.loc,
-                      "function '" + f.name.name + "' redefines a builtin")
+        diags_
+            .report(DiagId::E0204, f.name.loc, "function '" + f.name.name + "' redefines a builtin")
             .help("builtins cannot be replaced; choose another name");
         continue;
       }
@@ -141,7 +141,7 @@ void Sema::findRecursion() {
   std::vector<size_t> parent(fns_.size(), SIZE_MAX);
   for (size_t root = 0; root < fns_.size(); ++root) {
     if (color[root] != White) continue;
-    std::vector<std::pair<size_t, size_t>> stack{{root, 0}};  // (fn, next callee)
+    std::vector<std::pair<size_t, size_t>> stack{{root, 0}}; // (fn, next callee)
     color[root] = Grey;
     while (!stack.empty()) {
       auto &[fn, next] = stack.back();
@@ -164,8 +164,9 @@ void Sema::findRecursion() {
           }
         }
         cycle += " -> " + fns_[callee].decl->name.name;
-        diags_.report(DiagId::E0205, fns_[callee].decl->name.loc,
-                      "function '" + fns_[callee].decl->name.name + "' is recursive: " + cycle)
+        diags_
+            .report(DiagId::E0205, fns_[callee].decl->name.loc,
+                    "function '" + fns_[callee].decl->name.name + "' is recursive: " + cycle)
             .help("functions are inlined into the loss, so they cannot call themselves; write "
                   "the repetition out");
       } else if (color[callee] == White) {
@@ -214,8 +215,9 @@ void Sema::resolveBody(const std::vector<Stmt> &body, ResolveScope &scope, const
       returned = true;
   }
   if (!returned)
-    diags_.report(DiagId::E0210, owner.loc,
-                  std::string(ownerKind) + " '" + owner.name + "' does not return a value")
+    diags_
+        .report(DiagId::E0210, owner.loc,
+                std::string(ownerKind) + " '" + owner.name + "' does not return a value")
         .help("end the body with `return <expression>;`");
   warnUnused(scope, 0);
 }
@@ -223,7 +225,8 @@ void Sema::resolveBody(const std::vector<Stmt> &body, ResolveScope &scope, const
 void Sema::reportUnknownName(const Expr &e, ResolveScope &scope) {
   auto d = diags_.report(DiagId::E0201, e.loc, "unknown name '" + e.name + "'");
   bool isLossName = false;
-  for (const std::string &n : lossNames_) isLossName |= n == e.name;
+  for (const std::string &n : lossNames_)
+    isLossName |= n == e.name;
   if (scope.fn >= 0 && isLossName) {
     d.help("functions see only their own parameters; pass '" + e.name + "' to '" +
            fns_[scope.fn].decl->name.name + "' as an argument");
@@ -234,7 +237,8 @@ void Sema::reportUnknownName(const Expr &e, ResolveScope &scope) {
     return;
   }
   std::vector<std::string> candidates = builtinConstantNames();
-  for (const ScopeEntry &s : scope.entries) candidates.push_back(s.name);
+  for (const ScopeEntry &s : scope.entries)
+    candidates.push_back(s.name);
   std::string best = closestMatch(e.name, candidates);
   if (!best.empty()) d.help("did you mean '" + best + "'?");
 }
@@ -242,15 +246,25 @@ void Sema::reportUnknownName(const Expr &e, ResolveScope &scope) {
 void Sema::reportUnknownFunction(const Expr &e) {
   auto d = diags_.report(DiagId::E0202, e.loc, "unknown function '" + e.name + "'");
   std::vector<std::string> candidates;
-  for (const Builtin &b : builtins()) candidates.push_back(b.name);
-  for (const FnInfo &f : fns_) candidates.push_back(f.decl->name.name);
+  for (const Builtin &b : builtins())
+    candidates.push_back(b.name);
+  for (const FnInfo &f : fns_)
+    candidates.push_back(f.decl->name.name);
   std::string best = closestMatch(e.name, candidates);
   // Common spellings from numpy/torch.
-  static const std::pair<const char *, const char *> aliases[] = {
-      {"log_sigmoid", "logsigmoid"}, {"logsig", "logsigmoid"}, {"sig", "sigmoid"},
-      {"clip", "clamp"}, {"maximum", "max"}, {"minimum", "min"}, {"average", "mean"},
-      {"variance", "var"}, {"square", "pow"}, {"detach", "stopgrad"},
-      {"stop_gradient", "stopgrad"}, {"fabs", "abs"}, {"ln", "log"}};
+  static const std::pair<const char *, const char *> aliases[] = {{"log_sigmoid", "logsigmoid"},
+                                                                  {"logsig", "logsigmoid"},
+                                                                  {"sig", "sigmoid"},
+                                                                  {"clip", "clamp"},
+                                                                  {"maximum", "max"},
+                                                                  {"minimum", "min"},
+                                                                  {"average", "mean"},
+                                                                  {"variance", "var"},
+                                                                  {"square", "pow"},
+                                                                  {"detach", "stopgrad"},
+                                                                  {"stop_gradient", "stopgrad"},
+                                                                  {"fabs", "abs"},
+                                                                  {"ln", "log"}};
   for (auto [alias, name] : aliases)
     if (e.name == alias) best = name;
   if (!best.empty()) {
@@ -263,11 +277,14 @@ void Sema::reportUnknownFunction(const Expr &e) {
 
 void Sema::resolveExpr(ExprId id, ResolveScope &scope) {
   const Expr &e = ast_[id];
-  for (ExprId a : e.args) resolveExpr(a, scope);
+  for (ExprId a : e.args)
+    resolveExpr(a, scope);
   if (e.kind == ExprKind::Name) {
     double unused;
-    if (ScopeEntry *entry = scope.find(e.name)) entry->used = true;
-    else if (!findBuiltinConstant(e.name, unused)) reportUnknownName(e, scope);
+    if (ScopeEntry *entry = scope.find(e.name))
+      entry->used = true;
+    else if (!findBuiltinConstant(e.name, unused))
+      reportUnknownName(e, scope);
     return;
   }
   if (e.kind != ExprKind::Call) return;
@@ -296,15 +313,17 @@ void Sema::resolveExpr(ExprId id, ResolveScope &scope) {
   }
   const FnDecl &f = *fns_[it->second].decl;
   if (n != f.params.size())
-    diags_.report(DiagId::E0203, e.loc,
-                  "'" + e.name + "' takes " + std::to_string(f.params.size()) + " argument" +
-                      (f.params.size() == 1 ? "" : "s") + ", but " + std::to_string(n) +
-                      (n == 1 ? " was" : " were") + " given")
+    diags_
+        .report(DiagId::E0203, e.loc,
+                "'" + e.name + "' takes " + std::to_string(f.params.size()) + " argument" +
+                    (f.params.size() == 1 ? "" : "s") + ", but " + std::to_string(n) +
+                    (n == 1 ? " was" : " were") + " given")
         .note("'" + e.name + "' is defined here", f.name.loc);
   if (scope.fn >= 0) fns_[scope.fn].callees.push_back(it->second);
 }
 
-// ---- Constants ------------------------------------------------------------------------------------
+// ---- Constants
+// ------------------------------------------------------------------------------------
 
 std::optional<double> Sema::evalConst(ExprId id) {
   const Expr &e = ast_[id];
@@ -372,8 +391,9 @@ void Sema::lowerParams(const LossDecl &loss, LossIr &ir) {
         bool empty = std::isnan(*lo) || std::isnan(*hi) || *lo > *hi ||
                      (*lo == *hi && (p.loOpen || p.hiOpen));
         if (empty) {
-          diags_.report(DiagId::E0307, p.rangeLoc,
-                        "the range of '" + p.name.name + "' contains no value")
+          diags_
+              .report(DiagId::E0307, p.rangeLoc,
+                      "the range of '" + p.name.name + "' contains no value")
               .help("write the lower bound first: `in (0, inf)`; `(` and `)` exclude a bound, "
                     "`[` and `]` include it");
           ok = false;
@@ -397,16 +417,18 @@ void Sema::lowerParams(const LossDecl &loss, LossIr &ir) {
   }
 }
 
-// ---- Lowering --------------------------------------------------------------------------------------
+// ---- Lowering
+// --------------------------------------------------------------------------------------
 
 Value Sema::emit(Op op, Type type, SourceLoc loc, ValueId a, ValueId b, ValueId c) {
   if (tooLarge_) return {};
   ValueId id = builder_.op(op, type, loc, a, b, c);
   if (builder_.size() > limits_.maxInstructions) {
     tooLarge_ = true;
-    diags_.report(DiagId::E0308, loc,
-                  "the loss grows past " + std::to_string(limits_.maxInstructions) +
-                      " operations once its functions are inlined")
+    diags_
+        .report(DiagId::E0308, loc,
+                "the loss grows past " + std::to_string(limits_.maxInstructions) +
+                    " operations once its functions are inlined")
         .help("functions are inlined at every call; call heavy helpers less often, or bind "
               "shared results with `let`");
     return {};
@@ -417,8 +439,9 @@ Value Sema::emit(Op op, Type type, SourceLoc loc, ValueId a, ValueId b, ValueId 
 bool Sema::requireReal(const Value &v, ExprId where, const std::string &context) {
   if (v.type.isReal()) return true;
   if (v.type.isBool())
-    diags_.report(DiagId::E0302, ast_[where].span,
-                  context + " needs a real number, but this is " + v.type.str())
+    diags_
+        .report(DiagId::E0302, ast_[where].span,
+                context + " needs a real number, but this is " + v.type.str())
         .help("turn a condition into a number with where(cond, 1.0, 0.0)");
   return false;
 }
@@ -426,17 +449,18 @@ bool Sema::requireReal(const Value &v, ExprId where, const std::string &context)
 bool Sema::requireBool(const Value &v, ExprId where, const std::string &context) {
   if (v.type.isBool()) return true;
   if (v.type.isReal())
-    diags_.report(DiagId::E0303, ast_[where].span,
-                  context + " needs a condition (bool), but this is " + v.type.str())
+    diags_
+        .report(DiagId::E0303, ast_[where].span,
+                context + " needs a condition (bool), but this is " + v.type.str())
         .help("compare it, for example `x > 0`");
   return false;
 }
 
 bool Sema::requireBatch(const Value &v, ExprId where, const std::string &context) {
   if (v.type.isBatch()) return true;
-  diags_.report(DiagId::E0304, ast_[where].span,
-                context + " works over the batch and needs a real[B], but this is " +
-                    v.type.str())
+  diags_
+      .report(DiagId::E0304, ast_[where].span,
+              context + " works over the batch and needs a real[B], but this is " + v.type.str())
       .help("a scalar is already the same for every example; use it directly");
   return false;
 }
@@ -462,12 +486,13 @@ Value Sema::lowerExpr(ExprId id, Bindings &scope, uint32_t depth) {
       if (scope[i].first == e.name) return scope[i].second;
     double v;
     if (findBuiltinConstant(e.name, v)) return {builder_.constant(v, e.loc), Type::real()};
-    return {};  // reported by name resolution
+    return {}; // reported by name resolution
   }
   case ExprKind::Neg:
   case ExprKind::Plus: {
     Value x = lowerExpr(e.args[0], scope, depth);
-    if (!requireReal(x, e.args[0], std::string("unary '") + (e.kind == ExprKind::Neg ? "-" : "+") + "'"))
+    if (!requireReal(x, e.args[0],
+                     std::string("unary '") + (e.kind == ExprKind::Neg ? "-" : "+") + "'"))
       return {};
     return e.kind == ExprKind::Neg ? emit(Op::Neg, x.type, e.loc, x.id) : x;
   }
@@ -500,9 +525,10 @@ Value Sema::lowerExpr(ExprId id, Bindings &scope, uint32_t depth) {
     bool ok = requireBool(c, e.args[0], "the condition of `if`");
     if (!a.ok() || !b.ok() || !ok) return {};
     if (a.type.elem != b.type.elem) {
-      diags_.report(DiagId::E0302, ast_[a.type.isBool() ? e.args[1] : e.args[2]].span,
-                    "the branches of `if` have different types: " + a.type.str() + " and " +
-                        b.type.str())
+      diags_
+          .report(DiagId::E0302, ast_[a.type.isBool() ? e.args[1] : e.args[2]].span,
+                  "the branches of `if` have different types: " + a.type.str() + " and " +
+                      b.type.str())
           .help("both branches must be real numbers (or both conditions)");
       return {};
     }
@@ -516,7 +542,8 @@ Value Sema::lowerExpr(ExprId id, Bindings &scope, uint32_t depth) {
 
 Value Sema::lowerCall(const Expr &e, Bindings &scope, uint32_t depth) {
   std::vector<Value> args;
-  for (ExprId a : e.args) args.push_back(lowerExpr(a, scope, depth));
+  for (ExprId a : e.args)
+    args.push_back(lowerExpr(a, scope, depth));
   if (const Builtin *b = findBuiltin(e.name)) {
     if (args.size() < b->minArgs || args.size() > b->maxArgs) return {};
     return lowerBuiltin(*b, e, args);
@@ -538,13 +565,12 @@ Value Sema::lowerBuiltin(const Builtin &b, const Expr &e, std::vector<Value> &ar
     return emit(b.op, args[0].type, e.loc, args[0].id);
   case BuiltinKind::Binary:
   case BuiltinKind::MinMax: {
-    if (args.size() == 1) {  // min(x), max(x): reductions over the batch
+    if (args.size() == 1) { // min(x), max(x): reductions over the batch
       if (!requireReal(args[0], e.args[0], what) || !requireBatch(args[0], e.args[0], what))
         return {};
       return emit(b.reduceOp, Type::real(), e.loc, args[0].id);
     }
-    if (!(requireReal(args[0], e.args[0], what) & requireReal(args[1], e.args[1], what)))
-      return {};
+    if (!(requireReal(args[0], e.args[0], what) & requireReal(args[1], e.args[1], what))) return {};
     Shape shape = joinShapes(args[0].type.shape, args[1].type.shape);
     return emit(b.op, Type::real(shape), e.loc, args[0].id, args[1].id);
   }
@@ -560,12 +586,14 @@ Value Sema::lowerBuiltin(const Builtin &b, const Expr &e, std::vector<Value> &ar
     bool ok = requireBool(args[0], e.args[0], "the condition of 'where'");
     ok &= requireReal(args[1], e.args[1], what) & requireReal(args[2], e.args[2], what);
     if (!ok) return {};
-    Shape shape = joinShapes(args[0].type.shape, joinShapes(args[1].type.shape, args[2].type.shape));
+    Shape shape =
+        joinShapes(args[0].type.shape, joinShapes(args[1].type.shape, args[2].type.shape));
     return emit(Op::Select, Type::real(shape), e.loc, args[0].id, args[1].id, args[2].id);
   }
   case BuiltinKind::Clamp: {
     bool ok = true;
-    for (size_t i = 0; i < 3; ++i) ok &= requireReal(args[i], e.args[i], what);
+    for (size_t i = 0; i < 3; ++i)
+      ok &= requireReal(args[i], e.args[i], what);
     if (!ok) return {};
     Shape lower = joinShapes(args[0].type.shape, args[1].type.shape);
     Value low = emit(Op::Max, Type::real(lower), e.loc, args[0].id, args[1].id);
@@ -586,9 +614,10 @@ Value Sema::lowerBuiltin(const Builtin &b, const Expr &e, std::vector<Value> &ar
 
 Value Sema::inlineCall(size_t fn, const Expr &e, const std::vector<Value> &args, uint32_t depth) {
   if (depth >= limits_.maxInlineDepth) {
-    diags_.report(DiagId::E0309, e.loc,
-                  "function calls nest deeper than " + std::to_string(limits_.maxInlineDepth) +
-                      " levels")
+    diags_
+        .report(DiagId::E0309, e.loc,
+                "function calls nest deeper than " + std::to_string(limits_.maxInlineDepth) +
+                    " levels")
         .help("flatten the chain of helper functions");
     tooLarge_ = true;
     return {};
@@ -599,12 +628,14 @@ Value Sema::inlineCall(size_t fn, const Expr &e, const std::vector<Value> &args,
     return {};
   }
   std::vector<ValueId> key;
-  for (const Value &a : args) key.push_back(a.ok() ? a.id : kNoValue);
+  for (const Value &a : args)
+    key.push_back(a.ok() ? a.id : kNoValue);
   auto memo = inlineMemo_.find({fn, key});
   if (memo != inlineMemo_.end()) return memo->second;
   const FnDecl &decl = *fns_[fn].decl;
   Bindings scope;
-  for (size_t i = 0; i < args.size(); ++i) scope.push_back({decl.params[i].name, args[i]});
+  for (size_t i = 0; i < args.size(); ++i)
+    scope.push_back({decl.params[i].name, args[i]});
   Value result = lowerBody(decl.body, scope, depth + 1);
   inlineMemo_[{fn, key}] = result;
   return result;
@@ -614,8 +645,9 @@ void Sema::checkResult(const Value &v, const Stmt &ret, LossIr &ir) {
   if (!v.ok()) return;
   const Expr &e = ast_[ret.value];
   if (v.type.isBool()) {
-    diags_.report(DiagId::E0302, e.span,
-                  "the loss returns " + v.type.str() + ", but it must return real[B]")
+    diags_
+        .report(DiagId::E0302, e.span,
+                "the loss returns " + v.type.str() + ", but it must return real[B]")
         .help("turn the condition into a number with where(cond, 1.0, 0.0)");
     return;
   }
@@ -633,12 +665,14 @@ void Sema::checkResult(const Value &v, const Stmt &ret, LossIr &ir) {
       const Inst &inst = insts_[i];
       if (isReduction(inst.op) && !reduction) reduction = &inst;
       anyInput |= inst.op == Op::Input;
-      for (int k = 0; k < opInfo(inst.op).arity; ++k) inCone[inst.operands[k]] = true;
+      for (int k = 0; k < opInfo(inst.op).arity; ++k)
+        inCone[inst.operands[k]] = true;
     }
     if (reduction) {
-      d.note(std::string("'") + (reduction->op == Op::ReduceMin   ? "min"
-                                 : reduction->op == Op::ReduceMax ? "max"
-                                                                  : opInfo(reduction->op).name) +
+      d.note(std::string("'") +
+                 (reduction->op == Op::ReduceMin   ? "min"
+                  : reduction->op == Op::ReduceMax ? "max"
+                                                   : opInfo(reduction->op).name) +
                  "' reduces the batch to one number here",
              reduction->loc);
       d.help("return the per-example values and leave the averaging to the trainer, which "
@@ -653,20 +687,24 @@ void Sema::checkResult(const Value &v, const Stmt &ret, LossIr &ir) {
   ir.result = v.id;
 }
 
-// ---- Driver -------------------------------------------------------------------------------------------
+// ---- Driver
+// -------------------------------------------------------------------------------------------
 
 std::optional<LossIr> Sema::run() {
   const LossDecl *loss = findLoss();
   collectFunctions();
   if (!loss) return std::nullopt;
-  for (const InputDecl &in : loss->inputs) lossNames_.push_back(in.name.name);
-  for (const ParamDecl &p : loss->params) lossNames_.push_back(p.name.name);
+  for (const InputDecl &in : loss->inputs)
+    lossNames_.push_back(in.name.name);
+  for (const ParamDecl &p : loss->params)
+    lossNames_.push_back(p.name.name);
 
   // Name resolution of every function (called or not) and of the loss body.
   for (size_t f = 0; f < fns_.size(); ++f) {
     ResolveScope scope;
     scope.fn = static_cast<int>(f);
-    for (const Ident &p : fns_[f].decl->params) define(scope, p, ScopeEntry::FnParam);
+    for (const Ident &p : fns_[f].decl->params)
+      define(scope, p, ScopeEntry::FnParam);
     resolveBody(fns_[f].decl->body, scope, fns_[f].decl->name, "function");
   }
   findRecursion();
@@ -689,7 +727,8 @@ std::optional<LossIr> Sema::run() {
     ir.inputs.push_back({in.name.name, in.shape == InputShape::Batch ? Shape::Batch : Shape::Scalar,
                          in.differentiable, in.name.loc});
   }
-  for (const ParamDecl &p : loss->params) define(scope, p.name, ScopeEntry::Param);
+  for (const ParamDecl &p : loss->params)
+    define(scope, p.name, ScopeEntry::Param);
   Ident owner = loss->name;
   resolveBody(loss->body, scope, owner, "loss");
   lowerParams(*loss, ir);
@@ -699,10 +738,15 @@ std::optional<LossIr> Sema::run() {
   Bindings bindings;
   for (size_t k = 0; k < ir.inputs.size(); ++k) {
     Type t = Type::real(ir.inputs[k].shape);
-    bindings.push_back({ir.inputs[k].name, {builder_.leaf(Op::Input, t, static_cast<uint32_t>(k), ir.inputs[k].loc), t}});
+    bindings.push_back(
+        {ir.inputs[k].name,
+         {builder_.leaf(Op::Input, t, static_cast<uint32_t>(k), ir.inputs[k].loc), t}});
   }
   for (size_t k = 0; k < ir.params.size(); ++k)
-    bindings.push_back({ir.params[k].name, {builder_.leaf(Op::Param, Type::real(), static_cast<uint32_t>(k), ir.params[k].loc), Type::real()}});
+    bindings.push_back(
+        {ir.params[k].name,
+         {builder_.leaf(Op::Param, Type::real(), static_cast<uint32_t>(k), ir.params[k].loc),
+          Type::real()}});
   Value result = lowerBody(loss->body, bindings, 0);
   for (const Stmt &s : loss->body)
     if (s.kind == Stmt::Return) {
@@ -720,10 +764,10 @@ std::optional<LossIr> Sema::run() {
   return ir;
 }
 
-}  // namespace
+} // namespace
 
 std::optional<LossIr> analyze(const Program &program, const Limits &limits, DiagEngine &diags) {
   return Sema(program, limits, diags).run();
 }
 
-}  // namespace lossc
+} // namespace lossc

@@ -24,4 +24,4 @@ struct Program {
 // Returns the typed IR, or nothing when the program has errors (all of them reported).
 std::optional<LossIr> analyze(const Program &program, const Limits &limits, DiagEngine &diags);
 
-}  // namespace lossc
+} // namespace lossc

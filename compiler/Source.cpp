@@ -9,7 +9,9 @@
 
 namespace lossc {
 
-SourceManager::SourceManager() { files_.push_back({}); }
+SourceManager::SourceManager() {
+  files_.push_back({});
+}
 
 uint32_t SourceManager::add(std::string path, std::string text) {
   File f{std::move(path), std::move(text), {0}};
@@ -41,8 +43,7 @@ SourceLoc SourceManager::locForOffset(uint32_t file, size_t offset, uint32_t len
   return {file, line, column, length};
 }
 
-bool readFile(const std::string &path, size_t maxBytes, std::string &contents,
-              std::string &error) {
+bool readFile(const std::string &path, size_t maxBytes, std::string &contents, std::string &error) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     error = "is a directory";
@@ -69,4 +70,4 @@ bool readFile(const std::string &path, size_t maxBytes, std::string &contents,
   return true;
 }
 
-}  // namespace lossc
+} // namespace lossc

@@ -11,10 +11,10 @@
 namespace lossc {
 
 struct SourceLoc {
-  uint32_t file = 0;    // index into SourceManager; 0 is "no file"
-  uint32_t line = 0;    // 1-based; 0 when unknown
-  uint32_t column = 0;  // 1-based, in code points
-  uint32_t length = 1;  // code points covered, for the caret line
+  uint32_t file = 0;   // index into SourceManager; 0 is "no file"
+  uint32_t line = 0;   // 1-based; 0 when unknown
+  uint32_t column = 0; // 1-based, in code points
+  uint32_t length = 1; // code points covered, for the caret line
 
   bool valid() const { return file != 0 && line != 0; }
 };
@@ -40,7 +40,7 @@ private:
   struct File {
     std::string path;
     std::string text;
-    std::vector<size_t> lineStarts;  // byte offset of each line's first character
+    std::vector<size_t> lineStarts; // byte offset of each line's first character
   };
   std::vector<File> files_;
 };
@@ -49,4 +49,4 @@ private:
 // Returns false and sets `error` (strerror text) when it cannot be read.
 bool readFile(const std::string &path, size_t maxBytes, std::string &contents, std::string &error);
 
-}  // namespace lossc
+} // namespace lossc

@@ -38,4 +38,4 @@ inline Shape joinShapes(Shape a, Shape b) {
   return a == Shape::Batch || b == Shape::Batch ? Shape::Batch : Shape::Scalar;
 }
 
-}  // namespace lossc
+} // namespace lossc

@@ -29,7 +29,8 @@ TEST_CASE("text rendering: location, code, source line, caret, notes") {
                           "dir/scalar.loss");
   std::string text = test::rendered(*fe);
   CHECK(text.find("dir/scalar.loss:3:10: error[E0301]: the loss returns a scalar") == 0);
-  CHECK(text.find("\n      return mean(policy_chosen_logps);\n             ^~~~~~~~~~~~~~~~~~~~~~~~~") !=
+  CHECK(text.find(
+            "\n      return mean(policy_chosen_logps);\n             ^~~~~~~~~~~~~~~~~~~~~~~~~") !=
         std::string::npos);
   CHECK(text.find("dir/scalar.loss:3:10: note: 'mean' reduces the batch") != std::string::npos);
   CHECK(text.find("\nhelp: return the per-example values") != std::string::npos);
@@ -47,13 +48,17 @@ TEST_CASE("JSON rendering: the same records, escaped") {
   auto fe = test::compile("loss l {\n  inputs pairwise;\n  return \"x\";\n}\n");
   std::string json;
   fe->diags.renderJson(json);
-  CHECK(json.find(R"({"diagnostics":[{"severity":"error","code":"E0101","name":"unexpected-character","message":"unexpected character '\"'","file":"test.loss","line":3,"column":10,"length":1,"source_line":"  return \"x\";")") == 0);
+  CHECK(
+      json.find(
+          R"({"diagnostics":[{"severity":"error","code":"E0101","name":"unexpected-character","message":"unexpected character '\"'","file":"test.loss","line":3,"column":10,"length":1,"source_line":"  return \"x\";")") ==
+      0);
   CHECK(json.find(R"("errors":2,"warnings":0})") != std::string::npos);
 }
 
 TEST_CASE("too many errors: stop with a marker, last") {
   std::string text = "loss l {\n  inputs pairwise;\n";
-  for (int i = 0; i < 80; ++i) text += "  let v" + std::to_string(i) + " = nope" + std::to_string(i) + ";\n";
+  for (int i = 0; i < 80; ++i)
+    text += "  let v" + std::to_string(i) + " = nope" + std::to_string(i) + ";\n";
   text += "  return policy_chosen_logps;\n}\n";
   auto fe = test::compile(text);
   CHECK(fe->diags.errorCount() == 51);
@@ -65,7 +70,8 @@ TEST_CASE("too many errors: stop with a marker, last") {
 TEST_CASE("a missing file is a located-less E0001 naming the file") {
   auto fe = test::compileFile("/nonexistent/dir/x.loss");
   REQUIRE(test::codes(*fe) == std::vector<std::string>{"E0001"});
-  CHECK(test::rendered(*fe).find("cannot read '/nonexistent/dir/x.loss': No such file or directory") !=
+  CHECK(test::rendered(*fe).find(
+            "cannot read '/nonexistent/dir/x.loss': No such file or directory") !=
         std::string::npos);
   auto dir = test::compileFile(test::sourceDir());
   CHECK(test::rendered(*dir).find("is a directory") != std::string::npos);

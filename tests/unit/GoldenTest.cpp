@@ -18,7 +18,7 @@
 namespace {
 
 struct Expectation {
-  std::string severity;  // "error" or "warning"
+  std::string severity; // "error" or "warning"
   std::string code;
   uint32_t line;
   std::string text;
@@ -29,18 +29,21 @@ std::vector<Expectation> readExpectations(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   std::string line;
   std::vector<Expectation> out;
-  static const std::regex re(R"(//\s*expect-(error|warning)(@([+-]\d+))?\[(\w+)\]:\s*(.*?)\s*(?=//\s*expect-|$))");
+  static const std::regex re(
+      R"(//\s*expect-(error|warning)(@([+-]\d+))?\[(\w+)\]:\s*(.*?)\s*(?=//\s*expect-|$))");
   for (uint32_t n = 1; std::getline(in, line); ++n) {
-    for (auto it = std::sregex_iterator(line.begin(), line.end(), re); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(line.begin(), line.end(), re); it != std::sregex_iterator();
+         ++it) {
       const std::smatch &m = *it;
       int offset = m[3].matched ? std::stoi(m[3].str()) : 0;
-      out.push_back({m[1].str(), m[4].str(), static_cast<uint32_t>(static_cast<int>(n) + offset), m[5].str()});
+      out.push_back({m[1].str(), m[4].str(), static_cast<uint32_t>(static_cast<int>(n) + offset),
+                     m[5].str()});
     }
   }
   return out;
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("golden files: diagnostics are exactly the inline expectations") {
   namespace fs = std::filesystem;

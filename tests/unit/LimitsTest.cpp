@@ -41,7 +41,8 @@ TEST_CASE("NUL bytes and invalid UTF-8 are located errors") {
 
 TEST_CASE("token count, identifier length") {
   std::string many = "loss l { inputs pairwise; return policy_chosen_logps";
-  for (int i = 0; i < 60000; ++i) many += " + 1";
+  for (int i = 0; i < 60000; ++i)
+    many += " + 1";
   many += "; }";
   auto fe = test::compile(many);
   CHECK(test::codes(*fe) == std::vector<std::string>{"E0005"});
@@ -54,7 +55,8 @@ TEST_CASE("token count, identifier length") {
 TEST_CASE("long chains of prefix and right-associative operators are bounded") {
   for (std::string op : {"-", "not ", "2 ** ", "if true then 1 else "}) {
     std::string text = "loss l { inputs pairwise; return ";
-    for (int i = 0; i < 100000 / static_cast<int>(op.size()); ++i) text += op;
+    for (int i = 0; i < 100000 / static_cast<int>(op.size()); ++i)
+      text += op;
     text += "1; }";
     auto fe = test::compile(text);
     CAPTURE(op);
@@ -62,8 +64,10 @@ TEST_CASE("long chains of prefix and right-associative operators are bounded") {
   }
   // Within the limit, a deep but legal expression compiles.
   std::string text = "loss l { inputs pairwise; return policy_chosen_logps - policy_rejected_logps";
-  for (int i = 0; i < 100; ++i) text += " * (1";
-  for (int i = 0; i < 100; ++i) text += ")";
+  for (int i = 0; i < 100; ++i)
+    text += " * (1";
+  for (int i = 0; i < 100; ++i)
+    text += ")";
   text += "; }";
   auto fe = test::compile(text);
   CHECK(test::codes(*fe) == std::vector<std::string>{});
@@ -89,7 +93,8 @@ TEST_CASE("inlining: exponential growth and deep call chains are refused") {
 
 TEST_CASE("too many inputs") {
   std::string text = "loss l {\n";
-  for (int i = 0; i < 65; ++i) text += "  input x" + std::to_string(i) + ": real[B] diff;\n";
+  for (int i = 0; i < 65; ++i)
+    text += "  input x" + std::to_string(i) + ": real[B] diff;\n";
   text += "  return x0;\n}\n";
   auto fe = test::compile(text);
   CHECK(test::hasCode(*fe, "E0310"));

@@ -20,7 +20,7 @@ std::string parseReturn(const std::string &expr) {
   size_t end = ast.find(")  ;", at);
   return ast.substr(at + 8, end - at - 8);
 }
-}  // namespace
+} // namespace
 
 TEST_CASE("precedence and associativity") {
   CHECK(parseReturn("1 + 2 * 3") == "(+ 1 (* 2 3))");

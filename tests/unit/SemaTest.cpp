@@ -25,13 +25,15 @@ std::vector<std::string> codes(const Frontend &fe) {
 
 size_t countOps(const LossIr &ir, Op op) {
   size_t n = 0;
-  for (const Inst &i : ir.insts) n += i.op == op;
+  for (const Inst &i : ir.insts)
+    n += i.op == op;
   return n;
 }
-}  // namespace
+} // namespace
 
 TEST_CASE("scalars broadcast against [B]; reductions give scalars") {
-  auto fe = body("  let m = mean(policy_chosen_logps);\n  return (policy_chosen_logps - m) * beta;");
+  auto fe =
+      body("  let m = mean(policy_chosen_logps);\n  return (policy_chosen_logps - m) * beta;");
   REQUIRE(fe->ok());
   const LossIr &ir = *fe->ir;
   const Inst &result = ir.insts[ir.result];
@@ -44,25 +46,29 @@ TEST_CASE("scalars broadcast against [B]; reductions give scalars") {
 }
 
 TEST_CASE("hash-consing merges equal expressions; constants fold; dead code goes") {
-  auto fe = body("  let a = softplus(policy_chosen_logps * (2 * 3));\n"
-                 "  let b = softplus(policy_chosen_logps * 6);\n  let _dead = exp(policy_rejected_logps);\n"
-                 "  return a + b;");
+  auto fe = body(
+      "  let a = softplus(policy_chosen_logps * (2 * 3));\n"
+      "  let b = softplus(policy_chosen_logps * 6);\n  let _dead = exp(policy_rejected_logps);\n"
+      "  return a + b;");
   REQUIRE(fe->ok());
   const LossIr &ir = *fe->ir;
   CHECK(countOps(ir, Op::Softplus) == 1);
   CHECK(countOps(ir, Op::Exp) == 0);
   CHECK(countOps(ir, Op::Input) == 1);
   bool six = false;
-  for (const Inst &i : ir.insts) six |= i.op == Op::Const && i.value == 6;
+  for (const Inst &i : ir.insts)
+    six |= i.op == Op::Const && i.value == 6;
   CHECK(six);
   // Operands always precede their users.
   for (size_t i = 0; i < ir.insts.size(); ++i)
-    for (int k = 0; k < opInfo(ir.insts[i].op).arity; ++k) CHECK(ir.insts[i].operands[k] < i);
+    for (int k = 0; k < opInfo(ir.insts[i].op).arity; ++k)
+      CHECK(ir.insts[i].operands[k] < i);
 }
 
 TEST_CASE("functions are inlined once per distinct argument list") {
-  auto fe = body("  return f(policy_chosen_logps) + f(policy_chosen_logps) + f(policy_rejected_logps);",
-                 "fn f(x) = softplus(x) * tanh(x);\n");
+  auto fe =
+      body("  return f(policy_chosen_logps) + f(policy_chosen_logps) + f(policy_rejected_logps);",
+           "fn f(x) = softplus(x) * tanh(x);\n");
   REQUIRE(fe->ok());
   CHECK(countOps(*fe->ir, Op::Softplus) == 2);
   CHECK(countOps(*fe->ir, Op::Tanh) == 2);
@@ -77,7 +83,8 @@ TEST_CASE("clamp lowers to max then min; min/max with one argument reduce") {
 }
 
 TEST_CASE("batch coupling and min_batch") {
-  auto elementwise = body("  return softplus(-beta * (policy_chosen_logps - policy_rejected_logps));");
+  auto elementwise =
+      body("  return softplus(-beta * (policy_chosen_logps - policy_rejected_logps));");
   REQUIRE(elementwise->ok());
   CHECK_FALSE(elementwise->ir->batchCoupled);
   CHECK(elementwise->ir->minBatch == 1);
@@ -87,8 +94,9 @@ TEST_CASE("batch coupling and min_batch") {
     CHECK(fe->ir->batchCoupled);
     CHECK(fe->ir->minBatch == 2);
   }
-  for (std::string coupling : {"sort(policy_chosen_logps)", "policy_chosen_logps * batch_size()",
-                               "policy_chosen_logps + index()", "policy_chosen_logps - min(policy_rejected_logps)"}) {
+  for (std::string coupling :
+       {"sort(policy_chosen_logps)", "policy_chosen_logps * batch_size()",
+        "policy_chosen_logps + index()", "policy_chosen_logps - min(policy_rejected_logps)"}) {
     auto fe = body("  return " + coupling + ";");
     REQUIRE(fe->ok());
     CHECK(fe->ir->batchCoupled);
@@ -118,13 +126,15 @@ TEST_CASE("differentiability: flows, cut off, unused; non-smooth operations list
   CHECK(fe->diff.inputs[0].status == InputGradient::Flows);
   CHECK(fe->diff.inputs[1].status == InputGradient::Flows);
   std::string all;
-  for (const NonSmoothOp &op : fe->diff.nonSmooth) all += op.what + "\n";
+  for (const NonSmoothOp &op : fe->diff.nonSmooth)
+    all += op.what + "\n";
   CHECK(all.find("comparison") != std::string::npos);
   CHECK(all.find("where/if") != std::string::npos);
   CHECK(all.find("abs") != std::string::npos);
   CHECK(all.find("sort") != std::string::npos);
 
-  auto cut = body("  return softplus(-policy_chosen_logps) * where(policy_rejected_logps > 0, 1, 2);");
+  auto cut =
+      body("  return softplus(-policy_chosen_logps) * where(policy_rejected_logps > 0, 1, 2);");
   REQUIRE(cut->ok());
   CHECK(cut->diff.inputs[1].status == InputGradient::CutOff);
   CHECK(cut->diff.inputs[1].cutAt.column > 0);

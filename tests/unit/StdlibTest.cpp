@@ -29,9 +29,9 @@ std::string slurp(const std::string &path) {
   return ss.str();
 }
 
-const char *kPairwise[] = {"policy_chosen_logps", "policy_rejected_logps",
-                           "reference_chosen_logps", "reference_rejected_logps"};
-}  // namespace
+const char *kPairwise[] = {"policy_chosen_logps", "policy_rejected_logps", "reference_chosen_logps",
+                           "reference_rejected_logps"};
+} // namespace
 
 TEST_CASE("every stdlib loss compiles without a diagnostic and is named after its file") {
   auto files = lossFiles(test::stdlibDir());
@@ -102,7 +102,8 @@ TEST_CASE("the language reference documents every builtin, preset and diagnostic
     CAPTURE(b.name);
     CHECK(doc.find("`" + std::string(b.name) + "(") != std::string::npos);
   }
-  for (const std::string &p : presetNames()) CHECK(doc.find("`" + p + "`") != std::string::npos);
+  for (const std::string &p : presetNames())
+    CHECK(doc.find("`" + p + "`") != std::string::npos);
   for (size_t i = 0; i < diagCount(); ++i) {
     const DiagInfo &d = diagInfo(static_cast<DiagId>(i));
     CAPTURE(d.code);

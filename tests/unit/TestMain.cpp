@@ -13,7 +13,8 @@ int main(int argc, char **argv) {
   int result = context.run();
   if (context.shouldExit()) return result;
   bool filtered = false;
-  for (int i = 1; i < argc; ++i) filtered |= argv[i][0] == '-';
+  for (int i = 1; i < argc; ++i)
+    filtered |= argv[i][0] == '-';
   if (filtered) return result;
 
   const auto &seen = lossc::DiagEngine::codesSeen();

@@ -3,8 +3,12 @@
 
 namespace lossc::test {
 
-std::string sourceDir() { return LOSSC_SOURCE_DIR; }
-std::string stdlibDir() { return sourceDir() + "/stdlib"; }
+std::string sourceDir() {
+  return LOSSC_SOURCE_DIR;
+}
+std::string stdlibDir() {
+  return sourceDir() + "/stdlib";
+}
 
 namespace {
 FrontendOptions options() {
@@ -13,17 +17,20 @@ FrontendOptions options() {
   o.importPaths = {sourceDir() + "/tests/golden/modules"};
   return o;
 }
-}  // namespace
+} // namespace
 
 std::unique_ptr<Frontend> compile(const std::string &text, const std::string &name) {
   return runFrontendOnText(name, text, options());
 }
 
-std::unique_ptr<Frontend> compileFile(const std::string &path) { return runFrontend(path, options()); }
+std::unique_ptr<Frontend> compileFile(const std::string &path) {
+  return runFrontend(path, options());
+}
 
 std::vector<std::string> codes(const Frontend &fe) {
   std::vector<std::string> out;
-  for (const Diagnostic &d : fe.diags.diagnostics()) out.push_back(diagInfo(d.id).code);
+  for (const Diagnostic &d : fe.diags.diagnostics())
+    out.push_back(diagInfo(d.id).code);
   return out;
 }
 
@@ -39,4 +46,4 @@ std::string rendered(const Frontend &fe) {
   return out;
 }
 
-}  // namespace lossc::test
+} // namespace lossc::test

@@ -9,7 +9,7 @@
 
 namespace lossc::test {
 
-std::string sourceDir();  // the project root
+std::string sourceDir(); // the project root
 std::string stdlibDir();
 
 // Runs the front end on `text` as if it were the file `name` (imports resolve next to it).
@@ -22,4 +22,4 @@ bool hasCode(const Frontend &fe, const std::string &code);
 // The rendered text of every diagnostic.
 std::string rendered(const Frontend &fe);
 
-}  // namespace lossc::test
+} // namespace lossc::test
