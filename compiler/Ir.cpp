@@ -36,7 +36,8 @@ bool isReduction(Op op) {
 }
 
 bool isBatchCoupling(Op op) {
-  return isReduction(op) || op == Op::Sort || op == Op::Index || op == Op::BatchSize;
+  return isReduction(op) || op == Op::Sort || op == Op::Unsort || op == Op::Index ||
+         op == Op::BatchSize;
 }
 
 double evalElementwise(Op op, double x, double y, double z) {
@@ -75,8 +76,13 @@ double evalElementwise(Op op, double x, double y, double z) {
   }
 }
 
-ValueId IrBuilder::intern(const Inst &inst) {
-  // The key is every field but the location: equal instructions are one value.
+IrBuilder::IrBuilder(std::vector<Inst> &insts) : insts_(insts) {
+  for (size_t i = 0; i < insts_.size(); ++i)
+    table_.emplace(key(insts_[i]), static_cast<ValueId>(i));
+}
+
+// Every field but the location: equal instructions are one value.
+std::string IrBuilder::key(const Inst &inst) {
   std::string key(reinterpret_cast<const char *>(&inst.op), sizeof inst.op);
   key.append(reinterpret_cast<const char *>(&inst.type.elem), sizeof inst.type.elem);
   key.append(reinterpret_cast<const char *>(&inst.type.shape), sizeof inst.type.shape);
@@ -85,7 +91,11 @@ ValueId IrBuilder::intern(const Inst &inst) {
   std::memcpy(&bits, &inst.value, sizeof bits);
   key.append(reinterpret_cast<const char *>(&bits), sizeof bits);
   key.append(reinterpret_cast<const char *>(&inst.index), sizeof inst.index);
-  auto [it, inserted] = table_.emplace(std::move(key), static_cast<ValueId>(insts_.size()));
+  return key;
+}
+
+ValueId IrBuilder::intern(const Inst &inst) {
+  auto [it, inserted] = table_.emplace(key(inst), static_cast<ValueId>(insts_.size()));
   if (inserted) insts_.push_back(inst);
   return it->second;
 }
@@ -110,8 +120,8 @@ ValueId IrBuilder::op(Op op, Type type, SourceLoc loc, ValueId a, ValueId b, Val
   const OpInfo &info = opInfo(op);
   // Fold elementwise ops whose operands are all constants (bools fold to 0/1 constants only when
   // the result is real, so the IR stays well typed).
-  bool foldable = !isReduction(op) && op != Op::Sort && info.arity > 0 && type.isReal() &&
-                  type.shape == Shape::Scalar;
+  bool foldable = !isReduction(op) && op != Op::Sort && op != Op::Unsort && info.arity > 0 &&
+                  type.isReal() && type.shape == Shape::Scalar;
   double args[3] = {0, 0, 0};
   for (int i = 0; foldable && i < info.arity; ++i) {
     const Inst &operand = insts_[inst.operands[i]];
@@ -126,8 +136,14 @@ ValueId IrBuilder::op(Op op, Type type, SourceLoc loc, ValueId a, ValueId b, Val
 }
 
 ValueId eliminateDeadCode(std::vector<Inst> &insts, ValueId result) {
+  eliminateDeadCode(insts, {&result});
+  return result;
+}
+
+void eliminateDeadCode(std::vector<Inst> &insts, std::vector<ValueId *> roots) {
   std::vector<bool> live(insts.size(), false);
-  live[result] = true;
+  for (ValueId *r : roots)
+    if (*r != kNoValue) live[*r] = true;
   for (size_t i = insts.size(); i-- > 0;) {
     if (!live[i]) continue;
     for (int k = 0; k < opInfo(insts[i].op).arity; ++k)
@@ -144,7 +160,8 @@ ValueId eliminateDeadCode(std::vector<Inst> &insts, ValueId result) {
     kept.push_back(inst);
   }
   insts = std::move(kept);
-  return remap[result];
+  for (ValueId *r : roots)
+    if (*r != kNoValue) *r = remap[*r];
 }
 
 std::string formatNumber(double d) {

@@ -91,7 +91,8 @@ struct LossIr {
 // CSE) and folds elementwise ops on constants.
 class IrBuilder {
 public:
-  explicit IrBuilder(std::vector<Inst> &insts) : insts_(insts) {}
+  // Instructions already in `insts` are indexed, so that new ones are merged with them.
+  explicit IrBuilder(std::vector<Inst> &insts);
 
   ValueId constant(double v, SourceLoc loc = {}, Elem elem = Elem::Real);
   ValueId leaf(Op op, Type type, uint32_t index, SourceLoc loc);
@@ -100,7 +101,10 @@ public:
 
   size_t size() const { return insts_.size(); }
 
+  const Inst &operator[](ValueId id) const { return insts_[id]; }
+
 private:
+  static std::string key(const Inst &inst);
   ValueId intern(const Inst &inst);
   std::vector<Inst> &insts_;
   std::unordered_map<std::string, ValueId> table_;
@@ -108,6 +112,8 @@ private:
 
 // Removes instructions the result does not use, keeping the order. Returns the new result id.
 ValueId eliminateDeadCode(std::vector<Inst> &insts, ValueId result);
+// The same for several roots, renumbered in place (kNoValue roots stay kNoValue).
+void eliminateDeadCode(std::vector<Inst> &insts, std::vector<ValueId *> roots);
 
 // `--emit=ir`: a readable listing with types and source positions.
 void printIr(const LossIr &ir, const SourceManager &sources, std::string &out);
