@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "Backend.h"
 #include "Check.h"
+#include "Eval.h"
 #include "Json.h"
 #include "Parse.h"
 #include "Pipeline.h"
@@ -21,9 +23,12 @@ namespace {
 constexpr int kExitOk = 0, kExitInputError = 1, kExitUsage = 2;
 
 const char kUsage[] =
-    "usage: lossc [options] FILE.loss          check a loss (front end)\n"
-    "       lossc --emit=STAGE FILE.loss       print a stage: tokens, ast, ir\n"
+    "usage: lossc FILE.loss -o OUT.so          compile to a shared object (the C ABI of abi.h)\n"
+    "       lossc FILE.loss                    check a loss and compile it, writing nothing\n"
+    "       lossc --emit=STAGE FILE.loss       print a stage: tokens, ast, ir, grad, llvm, asm\n"
     "       lossc check FILE.loss [--json]     static checks and differentiability report\n"
+    "       lossc eval FILE.loss --inputs IN.csv [--param k=v]...\n"
+    "                                          run the kernel: per-example loss and gradients\n"
     "       lossc reference                    print the language reference (for LLM prompts)\n"
     "\n"
     "Diagnostics go to stderr as `file:line:col: error[E0301]: message`, or as JSON with\n"
@@ -48,16 +53,26 @@ void printDiagnostics(const lossc::Frontend &fe, bool json) {
 
 int main(int argc, char **argv) {
   po::options_description visible("options");
-  visible.add_options()("help,h", "print this help")("version", "print the version")(
-      "output,o", po::value<std::string>(),
-      "output file (a shared object; needs the code generator)")(
-      "emit", po::value<std::string>(), "print a stage instead of compiling: tokens, ast, ir")(
-      "diagnostics-format", po::value<std::string>()->default_value("text"),
-      "text or json")("import-path,I", po::value<std::vector<std::string>>()->composing(),
-                      "add a directory to the import search path")(
-      "stdlib", po::value<std::string>(),
-      "the stdlib directory (default: $LOSSC_STDLIB or the build's)")(
-      "json", "check: print the report as JSON")("strict", "check: fail on warnings too");
+  // clang-format off
+  visible.add_options()
+      ("help,h", "print this help")
+      ("version", "print the version")
+      ("output,o", po::value<std::string>(), "the shared object to write")
+      ("emit", po::value<std::string>(),
+       "print a stage instead of compiling: tokens, ast, ir, grad, llvm, asm")
+      ("diagnostics-format", po::value<std::string>()->default_value("text"), "text or json")
+      ("import-path,I", po::value<std::vector<std::string>>()->composing(),
+       "add a directory to the import search path")
+      ("stdlib", po::value<std::string>(),
+       "the stdlib directory (default: $LOSSC_STDLIB or the build's)")
+      ("json", "check: print the report as JSON")
+      ("strict", "check: fail on warnings too")
+      ("inputs", po::value<std::string>(),
+       "eval: a CSV file, one column per input (header: the input names)")
+      ("param", po::value<std::vector<std::string>>()->composing(),
+       "eval: set a parameter, NAME=VALUE")
+      ("f32", "eval: run the float kernel (default: double)");
+  // clang-format on
   po::options_description hidden;
   hidden.add_options()("args", po::value<std::vector<std::string>>(), "command and file");
   po::options_description all;
@@ -85,7 +100,7 @@ int main(int argc, char **argv) {
   std::vector<std::string> args;
   if (vm.count("args")) args = vm["args"].as<std::vector<std::string>>();
   std::string command;
-  if (!args.empty() && (args[0] == "check" || args[0] == "reference")) {
+  if (!args.empty() && (args[0] == "check" || args[0] == "reference" || args[0] == "eval")) {
     command = args[0];
     args.erase(args.begin());
   }
@@ -126,6 +141,22 @@ int main(int argc, char **argv) {
   }
   if (vm.count("json") || vm.count("strict"))
     return usageError("--json and --strict belong to 'check'");
+  if (command == "eval") {
+    if (!vm.count("inputs")) return usageError("eval needs --inputs IN.csv");
+    std::unique_ptr<lossc::Frontend> fe = lossc::runFrontend(path, options);
+    lossc::EvalOptions evalOptions;
+    evalOptions.csvPath = vm["inputs"].as<std::string>();
+    if (vm.count("param")) evalOptions.params = vm["param"].as<std::vector<std::string>>();
+    evalOptions.f32 = vm.count("f32") > 0;
+    std::string out, error;
+    int rc = lossc::runEval(*fe, evalOptions, out, error);
+    printDiagnostics(*fe, json);
+    std::fputs(out.c_str(), stdout);
+    if (!error.empty()) std::cerr << "lossc: error: " << error << "\n";
+    return rc;
+  }
+  if (vm.count("inputs") || vm.count("param") || vm.count("f32"))
+    return usageError("--inputs, --param and --f32 belong to 'eval'");
 
   if (vm.count("emit")) {
     std::string stage = vm["emit"].as<std::string>();
@@ -149,34 +180,34 @@ int main(int argc, char **argv) {
       std::fputs(rendered.c_str(), stderr);
       return diags.hasErrors() ? kExitInputError : kExitOk;
     }
-    if (stage != "ast" && stage != "ir")
-      return usageError("unknown stage '" + stage + "' for --emit (tokens, ast, ir)");
+    if (stage != "ast" && stage != "ir" && stage != "grad" && stage != "llvm" && stage != "asm")
+      return usageError("unknown stage '" + stage +
+                        "' for --emit (tokens, ast, ir, grad, llvm, asm)");
     std::unique_ptr<lossc::Frontend> fe = lossc::runFrontend(path, options);
-    printDiagnostics(*fe, json);
     std::string out;
     if (stage == "ast") {
-      if (fe->program.modules.empty() || fe->diags.hasErrors()) return kExitInputError;
-      for (const lossc::Module &m : fe->program.modules)
-        lossc::printAst(fe->program.ast, m, fe->sources, out);
-    } else {
-      if (!fe->ok()) return kExitInputError;
-      lossc::printIr(*fe->ir, fe->sources, out);
+      if (!fe->program.modules.empty() && !fe->diags.hasErrors())
+        for (const lossc::Module &m : fe->program.modules)
+          lossc::printAst(fe->program.ast, m, fe->sources, out);
+    } else if (stage == "ir") {
+      if (fe->ok()) lossc::printIr(*fe->ir, fe->sources, out);
+    } else if (stage == "grad") {
+      if (fe->ok()) out = lossc::printGradientIr(*fe);
+    } else if (fe->ok()) {
+      if (std::unique_ptr<lossc::BackendModule> bm = lossc::buildModule(*fe))
+        out = stage == "llvm" ? lossc::printLlvmIr(*bm) : lossc::printAssembly(*bm);
     }
+    printDiagnostics(*fe, json);
+    if (fe->diags.hasErrors()) return kExitInputError;
     std::fputs(out.c_str(), stdout);
     return kExitOk;
   }
 
   std::unique_ptr<lossc::Frontend> fe = lossc::runFrontend(path, options);
+  std::unique_ptr<lossc::BackendModule> bm;
+  if (fe->ok()) bm = lossc::buildModule(*fe);
+  bool written = bm && (!vm.count("output") ||
+                        lossc::writeSharedObject(*fe, *bm, vm["output"].as<std::string>()));
   printDiagnostics(*fe, json);
-  if (!fe->ok()) return kExitInputError;
-  if (vm.count("output")) {
-    std::cerr << "lossc: error: this build of lossc has no code generator yet, so it cannot "
-                 "write '"
-              << vm["output"].as<std::string>()
-              << "'; the front end found no "
-                 "errors in '"
-              << path << "'\n";
-    return kExitUsage;
-  }
-  return kExitOk;
+  return written ? kExitOk : kExitInputError;
 }

@@ -11,6 +11,19 @@ extern "C" {
 
 #define LOSSC_ABI_VERSION 1
 
+/* Status codes returned by the kernels (lossc_status_message describes each). */
+#define LOSSC_STATUS_OK 0
+#define LOSSC_STATUS_BATCH_TOO_SMALL 1   /* n < min_batch */
+#define LOSSC_STATUS_PARAM_OUT_OF_RANGE 2 /* a parameter outside its range, or NaN */
+#define LOSSC_STATUS_NULL_POINTER 3      /* inputs, an input buffer, or out (forward) is NULL */
+
+/* Notes on the contract, beyond the pinned declarations below:
+   - min_value and max_value are the smallest and largest values accepted: an open bound such
+     as beta > 0 is stored as the next double inside it (beta >= 4.9e-324).
+   - A scalar input (type `real` in the .loss file) reads inputs[k][0]; its gradient is written
+     to grads[k][0].
+   - Output buffers (out, grads[k]) must not overlap the input buffers or each other. */
+
 typedef struct {
   const char *name;
   int32_t differentiable;

@@ -1,0 +1,72 @@
+// The back end of lossc: from a checked front end to runnable code. It builds the kernels
+// (autodiff, simplification), emits and optimises the LLVM module, checks its confinement,
+// and then either JIT-compiles it in process (JitLoss) or writes a shared object exporting
+// exactly the pinned C ABI. Also the --emit stages grad, llvm and asm.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "Pipeline.h"
+#include "lossc/abi.h"
+
+namespace llvm {
+class LLVMContext;
+class Module;
+class TargetMachine;
+namespace orc {
+class LLJIT;
+}
+} // namespace llvm
+
+namespace lossc {
+
+struct BackendModule {
+  std::unique_ptr<llvm::LLVMContext> context;
+  std::unique_ptr<llvm::TargetMachine> target;
+  std::unique_ptr<llvm::Module> module;
+  BackendModule();
+  BackendModule(BackendModule &&) noexcept;
+  ~BackendModule();
+};
+
+// Kernels, LLVM module, O3, confinement. Errors go to fe.diags; returns null on failure.
+std::unique_ptr<BackendModule> buildModule(Frontend &fe, bool optimize = true);
+
+// The ABI's functions, as one compiled loss provides them.
+struct LossFunctions {
+  const lossc_meta *(*getMeta)(void) = nullptr;
+  const char *(*statusMessage)(int32_t) = nullptr;
+  int32_t (*forwardF32)(int64_t, const float *const *, const double *, float *) = nullptr;
+  int32_t (*forwardF64)(int64_t, const double *const *, const double *, double *) = nullptr;
+  int32_t (*forwardBackwardF32)(int64_t, const float *const *, const double *, const float *,
+                                float *, float *const *) = nullptr;
+  int32_t (*forwardBackwardF64)(int64_t, const double *const *, const double *, const double *,
+                                double *, double *const *) = nullptr;
+};
+
+// A loss compiled in process with ORC LLJIT.
+class JitLoss {
+public:
+  ~JitLoss();
+  const LossFunctions &functions() const { return fns_; }
+
+  // Compiles the front end's loss; null (with diagnostics in fe.diags) on failure.
+  static std::unique_ptr<JitLoss> compile(Frontend &fe);
+
+private:
+  JitLoss() = default;
+  std::unique_ptr<llvm::orc::LLJIT> jit_;
+  LossFunctions fns_;
+};
+
+// Writes a shared object with the ABI to `path` (atomically: a temporary file, then rename).
+bool writeSharedObject(Frontend &fe, BackendModule &bm, const std::string &path);
+
+// Textual stages: "llvm" (the optimised module), "asm" (host assembly).
+std::string printLlvmIr(BackendModule &bm);
+std::string printAssembly(BackendModule &bm);
+// The gradient kernel's IR ("grad" stage).
+std::string printGradientIr(const Frontend &fe);
+
+} // namespace lossc

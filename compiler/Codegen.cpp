@@ -1,0 +1,843 @@
+// LLVM code generation for kernels: the ABI entry points, the batch loops, the metadata.
+#include "Codegen.h"
+
+#include <cmath>
+#include <limits>
+
+#include "Simplify.h"
+#include "Version.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Analysis/TargetLibraryInfo.h"
+#include "llvm/Analysis/ValueTracking.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/InlineAsm.h"
+#include "llvm/IR/IntrinsicInst.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/IR/Verifier.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/SHA256.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
+
+namespace lossc {
+
+using namespace llvm;
+
+std::string sha256Hex(const std::string &text) {
+  std::array<uint8_t, 32> digest = SHA256::hash(arrayRefFromStringRef(text));
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : digest)
+    out += hex[b >> 4], out += hex[b & 15];
+  return out;
+}
+
+std::unique_ptr<TargetMachine> createHostTargetMachine(std::string &error) {
+  static bool initialised = [] {
+    InitializeNativeTarget();
+    InitializeNativeTargetAsmPrinter();
+    return true;
+  }();
+  (void)initialised;
+  std::string triple = sys::getProcessTriple();
+  const Target *target = TargetRegistry::lookupTarget(triple, error);
+  if (!target) return nullptr;
+  SubtargetFeatures features;
+  for (const auto &[name, enabled] : sys::getHostCPUFeatures())
+    features.AddFeature(name, enabled);
+  TargetOptions options;
+  return std::unique_ptr<TargetMachine>(
+      target->createTargetMachine(triple, sys::getHostCPUName(), features.getString(), options,
+                                  Reloc::PIC_, CodeModel::Small, CodeGenOptLevel::Aggressive));
+}
+
+namespace {
+
+// Status codes of abi.h.
+constexpr int kStatusOk = 0, kStatusBatch = 1, kStatusParam = 2, kStatusNull = 3;
+
+// Which loop over the batch a value becomes available in: leaves are at level 0, a reduction
+// one level above its operand, anything else at its operands' highest level.
+std::vector<int> computeLevels(const Kernel &k) {
+  std::vector<int> level(k.insts.size(), 0);
+  for (size_t i = 0; i < k.insts.size(); ++i) {
+    const Inst &inst = k.insts[i];
+    int l = 0;
+    for (int a = 0; a < opInfo(inst.op).arity; ++a)
+      l = std::max(l, level[inst.operands[a]]);
+    level[i] = isReduction(inst.op) ? l + 1 : l;
+  }
+  return level;
+}
+
+class ModuleEmitter {
+public:
+  ModuleEmitter(LLVMContext &ctx, Module &m, const LossIr &ir, DiagEngine &diags)
+      : ctx_(ctx), m_(m), ir_(ir), diags_(diags), b_(ctx) {}
+
+  bool emitAll(const KernelPair &kernels, const ModuleInfo &info);
+
+private:
+  struct Entry {
+    const Kernel *kernel;
+    bool f64;
+    bool withGradient;
+    const char *name;
+  };
+
+  // Per-element evaluation inside a loop body.
+  struct LoopCtx {
+    Value *i = nullptr;             // i64 index
+    std::vector<Value *> inputPtrs; // per input (null for scalar inputs)
+    Value *goutPtr = nullptr;       // gout, or null when gout is all ones
+    Value *goutIndex = nullptr;     // the index to read gout at
+    std::vector<Value *> cache;     // per instruction
+  };
+
+  llvm::Type *realTy() { return f64_ ? b_.getDoubleTy() : b_.getFloatTy(); }
+  Value *realConst(double v) { return ConstantFP::get(realTy(), v); }
+
+  // What the part of an entry after the argument checks works on.
+  struct Body {
+    Function *f;
+    Value *n;
+    std::vector<Value *> inputPtrs;
+    Value *gout; // null: all ones
+    Value *out;
+    std::vector<Value *> gradPtrs;
+    int finalLevel;
+  };
+
+  bool emitEntry(const Entry &e);
+  void emitBody(const Entry &e, const Body &body);
+  Value *emitOp(const Inst &inst, Value *x, Value *y, Value *z);
+  Value *callMath(const char *f32, const char *f64, Value *x);
+  Value *elem(ValueId id, LoopCtx &c);
+  Value *loadInput(Value *ptr, Value *i) {
+    return b_.CreateLoad(realTy(), b_.CreateInBoundsGEP(realTy(), ptr, i));
+  }
+  Function *emitFinalLoop(const Entry &e, bool guarded, bool goutNull,
+                          const std::vector<ValueId> &scalarArgs);
+  void emitMeta(const ModuleInfo &info);
+  void emitStatusMessage();
+
+  LLVMContext &ctx_;
+  Module &m_;
+  const LossIr &ir_;
+  DiagEngine &diags_;
+  IRBuilder<> b_;
+
+  // State of the entry being emitted.
+  bool f64_ = false;
+  const Kernel *k_ = nullptr;
+  std::vector<int> level_;
+  std::vector<Value *> scalar_; // values of scalar instructions, once computed
+};
+
+Value *ModuleEmitter::callMath(const char *f32, const char *f64, Value *x) {
+  FunctionType *ft = FunctionType::get(realTy(), {realTy()}, false);
+  FunctionCallee callee = m_.getOrInsertFunction(f64_ ? f64 : f32, ft);
+  if (auto *f = dyn_cast<Function>(callee.getCallee())) {
+    f->setDoesNotThrow();
+    f->setDoesNotAccessMemory();
+    f->setWillReturn();
+  }
+  CallInst *call = b_.CreateCall(callee, {x});
+  call->setDoesNotAccessMemory();
+  call->setDoesNotThrow();
+  return call;
+}
+
+// One op on scalar LLVM values (the same code serves per-example values in loops and
+// batch-wide scalars). Stable forms: softplus(x) = max(x, 0) + log1p(e^-|x|), logsigmoid(x) =
+// min(x, 0) - log1p(e^-|x|), sigmoid(x) = 1 / (1 + e^-x) (exact limits at both ends).
+Value *ModuleEmitter::emitOp(const Inst &inst, Value *x, Value *y, Value *z) {
+  auto unary = [&](Intrinsic::ID id, Value *a) { return b_.CreateUnaryIntrinsic(id, a); };
+  auto binary = [&](Intrinsic::ID id, Value *a, Value *c) {
+    return b_.CreateBinaryIntrinsic(id, a, c);
+  };
+  auto tail = [&](Value *a) { // log1p(exp(-|a|))
+    Value *e = unary(Intrinsic::exp, b_.CreateFNeg(unary(Intrinsic::fabs, a)));
+    return callMath("log1pf", "log1p", e);
+  };
+  switch (inst.op) {
+  case Op::Neg: return b_.CreateFNeg(x);
+  case Op::Add: return b_.CreateFAdd(x, y);
+  case Op::Sub: return b_.CreateFSub(x, y);
+  case Op::Mul: return b_.CreateFMul(x, y);
+  case Op::Div: return b_.CreateFDiv(x, y);
+  case Op::Pow: return binary(Intrinsic::pow, x, y);
+  case Op::Exp: return unary(Intrinsic::exp, x);
+  case Op::Log: return unary(Intrinsic::log, x);
+  case Op::Log1p: return callMath("log1pf", "log1p", x);
+  case Op::Expm1: return callMath("expm1f", "expm1", x);
+  case Op::Sqrt: return unary(Intrinsic::sqrt, x);
+  case Op::Tanh: return callMath("tanhf", "tanh", x);
+  case Op::Sigmoid:
+    return b_.CreateFDiv(realConst(1),
+                         b_.CreateFAdd(realConst(1), unary(Intrinsic::exp, b_.CreateFNeg(x))));
+  case Op::LogSigmoid: return b_.CreateFSub(binary(Intrinsic::minnum, x, realConst(0)), tail(x));
+  case Op::Softplus: return b_.CreateFAdd(binary(Intrinsic::maxnum, x, realConst(0)), tail(x));
+  case Op::Abs: return unary(Intrinsic::fabs, x);
+  case Op::Relu: return b_.CreateSelect(b_.CreateFCmpOLT(x, realConst(0)), realConst(0), x);
+  case Op::Min: return binary(Intrinsic::minimum, x, y);
+  case Op::Max: return binary(Intrinsic::maximum, x, y);
+  case Op::Lt: return b_.CreateFCmpOLT(x, y);
+  case Op::Le: return b_.CreateFCmpOLE(x, y);
+  case Op::Gt: return b_.CreateFCmpOGT(x, y);
+  case Op::Ge: return b_.CreateFCmpOGE(x, y);
+  case Op::Eq: return b_.CreateFCmpOEQ(x, y);
+  case Op::Ne: return b_.CreateFCmpUNE(x, y);
+  case Op::And: return b_.CreateAnd(x, y);
+  case Op::Or: return b_.CreateOr(x, y);
+  case Op::Not: return b_.CreateNot(x);
+  case Op::Select: return b_.CreateSelect(x, y, z);
+  case Op::StopGrad: return x;
+  default: return nullptr;
+  }
+}
+
+// The value of instruction `id` for the example of the loop's index.
+Value *ModuleEmitter::elem(ValueId id, LoopCtx &c) {
+  const Inst &inst = k_->insts[id];
+  if (!inst.type.isBatch()) return scalar_[id];
+  if (c.cache[id]) return c.cache[id];
+  Value *v = nullptr;
+  switch (inst.op) {
+  case Op::Input: v = loadInput(c.inputPtrs[inst.index], c.i); break;
+  case Op::Index: v = b_.CreateUIToFP(c.i, realTy()); break;
+  case Op::GradOut: v = c.goutPtr ? loadInput(c.goutPtr, c.goutIndex) : realConst(1); break;
+  default: {
+    Value *ops[3] = {nullptr, nullptr, nullptr};
+    for (int a = 0; a < opInfo(inst.op).arity; ++a)
+      ops[a] = elem(inst.operands[a], c);
+    v = emitOp(inst, ops[0], ops[1], ops[2]);
+  }
+  }
+  c.cache[id] = v;
+  return v;
+}
+
+// The final loop, as a function of its own whose pointer parameters are noalias (the ABI says
+// outputs do not overlap inputs), so that the loop vectorizer needs no runtime alias checks.
+// `guarded`: outputs may be NULL and are stored only when present. `goutNull`: gout is all ones.
+Function *ModuleEmitter::emitFinalLoop(const Entry &e, bool guarded, bool goutNull,
+                                       const std::vector<ValueId> &scalarArgs) {
+  std::vector<llvm::Type *> params{b_.getInt64Ty()};
+  size_t nIn = ir_.inputs.size();
+  for (size_t k = 0; k < nIn; ++k)
+    params.push_back(b_.getPtrTy()); // inputs
+  params.push_back(b_.getPtrTy());   // gout
+  for (ValueId s : scalarArgs)
+    params.push_back(k_->insts[s].type.isBool() ? b_.getInt1Ty() : realTy());
+  params.push_back(b_.getPtrTy()); // out
+  for (size_t k = 0; k < nIn; ++k)
+    params.push_back(b_.getPtrTy()); // grads
+  FunctionType *ft = FunctionType::get(b_.getVoidTy(), params, false);
+  std::string name =
+      std::string(e.name) + (guarded ? ".guarded" : ".all") + (goutNull ? ".ones" : "");
+  Function *f = Function::Create(ft, GlobalValue::InternalLinkage, name + ".final", m_);
+  for (unsigned a = 1; a < f->arg_size(); ++a)
+    if (f->getArg(a)->getType()->isPointerTy()) f->addParamAttr(a, Attribute::NoAlias);
+
+  IRBuilderBase::InsertPointGuard guard(b_);
+  BasicBlock *entry = BasicBlock::Create(ctx_, "entry", f);
+  BasicBlock *loop = BasicBlock::Create(ctx_, "loop", f);
+  BasicBlock *exit = BasicBlock::Create(ctx_, "exit", f);
+  b_.SetInsertPoint(entry);
+  b_.CreateBr(loop);
+  b_.SetInsertPoint(loop);
+  PHINode *i = b_.CreatePHI(b_.getInt64Ty(), 2, "i");
+  i->addIncoming(b_.getInt64(0), entry);
+
+  LoopCtx c;
+  c.i = i;
+  c.cache.assign(k_->insts.size(), nullptr);
+  unsigned a = 1;
+  for (size_t k = 0; k < nIn; ++k, ++a)
+    c.inputPtrs.push_back(ir_.inputs[k].shape == Shape::Batch ? f->getArg(a) : nullptr);
+  c.goutPtr = goutNull ? nullptr : f->getArg(a);
+  c.goutIndex = i;
+  ++a;
+  std::vector<Value *> saved = scalar_;
+  for (ValueId s : scalarArgs)
+    scalar_[s] = f->getArg(a++);
+  Value *out = f->getArg(a++);
+  std::vector<Value *> gradPtrs;
+  for (size_t k = 0; k < nIn; ++k)
+    gradPtrs.push_back(f->getArg(a++));
+
+  auto store = [&](Value *value, Value *ptr) {
+    Value *slot = b_.CreateInBoundsGEP(realTy(), ptr, i);
+    if (!guarded) {
+      b_.CreateStore(value, slot);
+      return;
+    }
+    BasicBlock *yes = BasicBlock::Create(ctx_, "store", f);
+    BasicBlock *next = BasicBlock::Create(ctx_, "next", f);
+    b_.CreateCondBr(b_.CreateIsNotNull(ptr), yes, next);
+    b_.SetInsertPoint(yes);
+    b_.CreateStore(value, slot);
+    b_.CreateBr(next);
+    b_.SetInsertPoint(next);
+  };
+  store(elem(k_->loss, c), out);
+  if (e.withGradient)
+    for (size_t k = 0; k < nIn; ++k) {
+      if (!ir_.inputs[k].differentiable || ir_.inputs[k].shape != Shape::Batch) continue;
+      ValueId g = k_->grads[k];
+      store(g == kNoValue ? realConst(0) : elem(g, c), gradPtrs[k]);
+    }
+  Value *next = b_.CreateAdd(i, b_.getInt64(1), "i.next", true, true);
+  i->addIncoming(next, b_.GetInsertBlock());
+  b_.CreateCondBr(b_.CreateICmpSLT(next, f->getArg(0)), loop, exit);
+  b_.SetInsertPoint(exit);
+  b_.CreateRetVoid();
+  scalar_ = saved;
+  return f;
+}
+
+bool ModuleEmitter::emitEntry(const Entry &e) {
+  f64_ = e.f64;
+  k_ = e.kernel;
+  level_ = computeLevels(*k_);
+  scalar_.assign(k_->insts.size(), nullptr);
+  size_t nIn = ir_.inputs.size(), nParams = ir_.params.size();
+  llvm::Type *i64 = b_.getInt64Ty(), *ptr = b_.getPtrTy(), *i32 = b_.getInt32Ty();
+
+  std::vector<llvm::Type *> params{i64, ptr, ptr};
+  if (e.withGradient) params.push_back(ptr); // gout
+  params.push_back(ptr);                     // out
+  if (e.withGradient) params.push_back(ptr); // grads
+  Function *f = Function::Create(FunctionType::get(i32, params, false),
+                                 GlobalValue::ExternalLinkage, e.name, m_);
+  Value *n = f->getArg(0), *inputs = f->getArg(1), *paramsArg = f->getArg(2);
+  Value *gout = e.withGradient ? f->getArg(3) : nullptr;
+  Value *out = f->getArg(e.withGradient ? 4 : 3);
+  Value *grads = e.withGradient ? f->getArg(5) : nullptr;
+
+  BasicBlock *entry = BasicBlock::Create(ctx_, "entry", f);
+  b_.SetInsertPoint(entry);
+  auto failIf = [&](Value *cond, int status) {
+    BasicBlock *fail = BasicBlock::Create(ctx_, "fail", f);
+    BasicBlock *ok = BasicBlock::Create(ctx_, "ok", f);
+    b_.CreateCondBr(cond, fail, ok);
+    b_.SetInsertPoint(fail);
+    b_.CreateRet(b_.getInt32(status));
+    b_.SetInsertPoint(ok);
+  };
+
+  // Argument checks.
+  failIf(b_.CreateICmpSLT(n, b_.getInt64(ir_.minBatch)), kStatusBatch);
+  failIf(b_.CreateIsNull(inputs), kStatusNull);
+  if (!e.withGradient) failIf(b_.CreateIsNull(out), kStatusNull);
+  std::vector<Value *> inputPtrs;
+  for (size_t k = 0; k < nIn; ++k) {
+    Value *p = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, inputs, k));
+    failIf(b_.CreateIsNull(p), kStatusNull);
+    inputPtrs.push_back(p);
+  }
+  // Parameters: the given values or the defaults, then their ranges (NaN fails every test).
+  std::vector<Value *> paramValues(nParams);
+  if (nParams) {
+    BasicBlock *given = BasicBlock::Create(ctx_, "params.given", f);
+    BasicBlock *join = BasicBlock::Create(ctx_, "params", f);
+    BasicBlock *from = b_.GetInsertBlock();
+    b_.CreateCondBr(b_.CreateIsNull(paramsArg), join, given);
+    b_.SetInsertPoint(given);
+    std::vector<Value *> loaded;
+    for (size_t k = 0; k < nParams; ++k)
+      loaded.push_back(b_.CreateLoad(
+          b_.getDoubleTy(), b_.CreateConstInBoundsGEP1_64(b_.getDoubleTy(), paramsArg, k)));
+    b_.CreateBr(join);
+    b_.SetInsertPoint(join);
+    for (size_t k = 0; k < nParams; ++k) {
+      PHINode *phi = b_.CreatePHI(b_.getDoubleTy(), 2, ir_.params[k].name);
+      phi->addIncoming(ConstantFP::get(b_.getDoubleTy(), ir_.params[k].defaultValue), from);
+      phi->addIncoming(loaded[k], given);
+      paramValues[k] = phi;
+    }
+    for (size_t k = 0; k < nParams; ++k) {
+      const IrParam &p = ir_.params[k];
+      Value *v = paramValues[k];
+      Value *lo = ConstantFP::get(b_.getDoubleTy(), p.lo),
+            *hi = ConstantFP::get(b_.getDoubleTy(), p.hi);
+      Value *okLo = p.loOpen ? b_.CreateFCmpOGT(v, lo) : b_.CreateFCmpOGE(v, lo);
+      Value *okHi = p.hiOpen ? b_.CreateFCmpOLT(v, hi) : b_.CreateFCmpOLE(v, hi);
+      // A parameter must be a number even where the range is unbounded.
+      Value *isNum = b_.CreateFCmpORD(v, v);
+      failIf(b_.CreateNot(b_.CreateAnd(isNum, b_.CreateAnd(okLo, okHi))), kStatusParam);
+    }
+  }
+  std::vector<Value *> gradPtrs(nIn, ConstantPointerNull::get(b_.getPtrTy()));
+  if (e.withGradient) {
+    BasicBlock *given = BasicBlock::Create(ctx_, "grads.given", f);
+    BasicBlock *join = BasicBlock::Create(ctx_, "grads", f);
+    BasicBlock *from = b_.GetInsertBlock();
+    b_.CreateCondBr(b_.CreateIsNull(grads), join, given);
+    b_.SetInsertPoint(given);
+    std::vector<Value *> loaded(nIn);
+    for (size_t k = 0; k < nIn; ++k)
+      if (ir_.inputs[k].differentiable)
+        loaded[k] = b_.CreateLoad(ptr, b_.CreateConstInBoundsGEP1_64(ptr, grads, k));
+    b_.CreateBr(join);
+    b_.SetInsertPoint(join);
+    for (size_t k = 0; k < nIn; ++k) {
+      if (!ir_.inputs[k].differentiable) continue;
+      PHINode *phi = b_.CreatePHI(ptr, 2);
+      phi->addIncoming(ConstantPointerNull::get(b_.getPtrTy()), from);
+      phi->addIncoming(loaded[k], given);
+      gradPtrs[k] = phi;
+    }
+  }
+
+  // Level-0 scalars: parameters, scalar inputs, N.
+  for (size_t i = 0; i < k_->insts.size(); ++i) {
+    const Inst &inst = k_->insts[i];
+    if (inst.type.isBatch()) continue;
+    if (inst.op == Op::Param) {
+      Value *v = paramValues[inst.index];
+      scalar_[i] = f64_ ? v : b_.CreateFPTrunc(v, realTy());
+    } else if (inst.op == Op::Input) {
+      scalar_[i] = b_.CreateLoad(realTy(), inputPtrs[inst.index]);
+    } else if (inst.op == Op::BatchSize) {
+      scalar_[i] = b_.CreateSIToFP(n, realTy());
+    } else if (inst.op == Op::Const) {
+      scalar_[i] = inst.type.isBool() ? static_cast<Value *>(b_.getInt1(inst.value != 0))
+                                      : realConst(inst.value);
+    }
+  }
+
+  int finalLevel = level_[k_->loss];
+  for (ValueId g : k_->grads)
+    if (g != kNoValue) finalLevel = std::max(finalLevel, level_[g]);
+  Body body{f, n, inputPtrs, nullptr, out, gradPtrs, finalLevel};
+  if (!e.withGradient) {
+    emitBody(e, body);
+    return true;
+  }
+  // gout may be NULL (all ones): the rest is emitted once per case, so that no loop tests it.
+  BasicBlock *ones = BasicBlock::Create(ctx_, "gout.ones", f);
+  BasicBlock *given = BasicBlock::Create(ctx_, "gout.given", f);
+  b_.CreateCondBr(b_.CreateIsNull(gout), ones, given);
+  std::vector<Value *> level0 = scalar_;
+  b_.SetInsertPoint(ones);
+  emitBody(e, body);
+  scalar_ = level0;
+  b_.SetInsertPoint(given);
+  body.gout = gout;
+  emitBody(e, body);
+  return true;
+}
+
+void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
+  Function *f = body.f;
+  Value *n = body.n, *gout = body.gout, *out = body.out;
+  const std::vector<Value *> &inputPtrs = body.inputPtrs, &gradPtrs = body.gradPtrs;
+  int finalLevel = body.finalLevel;
+  size_t nIn = ir_.inputs.size();
+  llvm::Type *i64 = b_.getInt64Ty();
+  auto computeScalars = [&](int upTo) {
+    for (size_t i = 0; i < k_->insts.size(); ++i) {
+      const Inst &inst = k_->insts[i];
+      if (inst.type.isBatch() || scalar_[i] || level_[i] > upTo || isReduction(inst.op)) continue;
+      Value *ops[3] = {nullptr, nullptr, nullptr};
+      for (int a = 0; a < opInfo(inst.op).arity; ++a)
+        ops[a] = scalar_[inst.operands[a]];
+      scalar_[i] = emitOp(inst, ops[0], ops[1], ops[2]);
+    }
+  };
+
+  // One loop per level of reductions.
+  for (int level = 0; level < finalLevel; ++level) {
+    computeScalars(level);
+    std::vector<ValueId> reductions;
+    for (size_t i = 0; i < k_->insts.size(); ++i)
+      if (isReduction(k_->insts[i].op) && level_[i] == level + 1) reductions.push_back(i);
+    if (reductions.empty()) continue;
+    BasicBlock *pre = b_.GetInsertBlock();
+    BasicBlock *loop = BasicBlock::Create(ctx_, "reduce", f);
+    BasicBlock *done = BasicBlock::Create(ctx_, "reduced", f);
+    b_.CreateBr(loop);
+    b_.SetInsertPoint(loop);
+    PHINode *i = b_.CreatePHI(i64, 2, "i");
+    i->addIncoming(b_.getInt64(0), pre);
+    LoopCtx c;
+    c.i = i;
+    c.cache.assign(k_->insts.size(), nullptr);
+    for (size_t k = 0; k < nIn; ++k)
+      c.inputPtrs.push_back(ir_.inputs[k].shape == Shape::Batch ? inputPtrs[k] : nullptr);
+    // f32 kernels sum in double: 1e7 float additions would lose digits.
+    llvm::Type *accTy = b_.getDoubleTy();
+    std::vector<PHINode *> accs;
+    std::vector<Value *> nexts;
+    for (ValueId r : reductions) {
+      Op op = k_->insts[r].op;
+      llvm::Type *t = op == Op::Sum ? accTy : realTy();
+      PHINode *acc = b_.CreatePHI(t, 2);
+      double init = op == Op::Sum ? 0.0 : op == Op::ReduceMin ? INFINITY : -INFINITY;
+      acc->addIncoming(ConstantFP::get(t, init), pre);
+      accs.push_back(acc);
+    }
+    c.goutPtr = gout;
+    c.goutIndex = i;
+    for (size_t r = 0; r < reductions.size(); ++r) {
+      const Inst &inst = k_->insts[reductions[r]];
+      Value *x = elem(inst.operands[0], c);
+      Value *next;
+      if (inst.op == Op::Sum) {
+        Value *wide = f64_ ? x : b_.CreateFPExt(x, accTy);
+        next = b_.CreateFAdd(accs[r], wide);
+        FastMathFlags fmf;
+        fmf.setAllowReassoc();
+        cast<Instruction>(next)->setFastMathFlags(fmf);
+      } else {
+        Intrinsic::ID id = inst.op == Op::ReduceMin ? Intrinsic::minimum : Intrinsic::maximum;
+        next = b_.CreateBinaryIntrinsic(id, accs[r], x);
+      }
+      nexts.push_back(next);
+    }
+    Value *inext = b_.CreateAdd(i, b_.getInt64(1), "i.next", true, true);
+    BasicBlock *latch = b_.GetInsertBlock();
+    i->addIncoming(inext, latch);
+    for (size_t r = 0; r < reductions.size(); ++r)
+      accs[r]->addIncoming(nexts[r], latch);
+    b_.CreateCondBr(b_.CreateICmpSLT(inext, n), loop, done);
+    b_.SetInsertPoint(done);
+    for (size_t r = 0; r < reductions.size(); ++r) {
+      Value *v = nexts[r];
+      if (k_->insts[reductions[r]].op == Op::Sum && !f64_) v = b_.CreateFPTrunc(v, realTy());
+      scalar_[reductions[r]] = v;
+    }
+  }
+  computeScalars(finalLevel);
+
+  // Scalar inputs' gradients: one value each.
+  if (e.withGradient)
+    for (size_t k = 0; k < nIn; ++k) {
+      if (!ir_.inputs[k].differentiable || ir_.inputs[k].shape != Shape::Scalar) continue;
+      ValueId g = k_->grads[k];
+      Value *v = g == kNoValue ? realConst(0) : scalar_[g];
+      BasicBlock *yes = BasicBlock::Create(ctx_, "store.scalar.grad", f);
+      BasicBlock *next = BasicBlock::Create(ctx_, "next", f);
+      b_.CreateCondBr(b_.CreateIsNotNull(gradPtrs[k]), yes, next);
+      b_.SetInsertPoint(yes);
+      b_.CreateStore(v, gradPtrs[k]);
+      b_.CreateBr(next);
+      b_.SetInsertPoint(next);
+    }
+
+  // The final loop, in the variant the arguments allow.
+  std::vector<ValueId> scalarArgs;
+  for (size_t i = 0; i < k_->insts.size(); ++i)
+    if (!k_->insts[i].type.isBatch() && scalar_[i] && k_->insts[i].op != Op::Const)
+      scalarArgs.push_back(static_cast<ValueId>(i));
+  auto callFinal = [&](Function *fn) {
+    std::vector<Value *> args{n};
+    for (size_t k = 0; k < nIn; ++k)
+      args.push_back(inputPtrs[k]);
+    args.push_back(gout ? gout : ConstantPointerNull::get(b_.getPtrTy()));
+    for (ValueId s : scalarArgs)
+      args.push_back(scalar_[s]);
+    args.push_back(out);
+    for (size_t k = 0; k < nIn; ++k)
+      args.push_back(gradPtrs[k]);
+    b_.CreateCall(fn, args);
+  };
+  if (!e.withGradient) {
+    callFinal(emitFinalLoop(e, false, true, scalarArgs));
+    b_.CreateRet(b_.getInt32(kStatusOk));
+    return;
+  }
+  Value *allPresent = b_.CreateIsNotNull(out);
+  for (size_t k = 0; k < nIn; ++k)
+    if (ir_.inputs[k].differentiable && ir_.inputs[k].shape == Shape::Batch)
+      allPresent = b_.CreateAnd(allPresent, b_.CreateIsNotNull(gradPtrs[k]));
+  BasicBlock *fast = BasicBlock::Create(ctx_, "fast", f);
+  BasicBlock *slow = BasicBlock::Create(ctx_, "slow", f);
+  b_.CreateCondBr(allPresent, fast, slow);
+  for (bool guarded : {false, true}) {
+    Function *fn = emitFinalLoop(e, guarded, gout == nullptr, scalarArgs);
+    b_.SetInsertPoint(guarded ? slow : fast);
+    callFinal(fn);
+    b_.CreateRet(b_.getInt32(kStatusOk));
+  }
+}
+
+void ModuleEmitter::emitMeta(const ModuleInfo &info) {
+  auto str = [&](const std::string &s) -> Constant * {
+    return b_.CreateGlobalStringPtr(s, ".str", 0, &m_);
+  };
+  llvm::Type *ptr = b_.getPtrTy(), *i32 = b_.getInt32Ty(), *dbl = b_.getDoubleTy();
+  StructType *inputInfo = StructType::create(ctx_, {ptr, i32}, "lossc_input_info");
+  StructType *paramInfo = StructType::create(ctx_, {ptr, dbl, dbl, dbl}, "lossc_param_info");
+  StructType *meta = StructType::create(
+      ctx_, {i32, ptr, ptr, ptr, i32, ptr, i32, ptr, i32, b_.getInt64Ty()}, "lossc_meta");
+
+  std::vector<Constant *> inputs;
+  for (const IrInput &in : ir_.inputs)
+    inputs.push_back(
+        ConstantStruct::get(inputInfo, {str(in.name), b_.getInt32(in.differentiable)}));
+  std::vector<Constant *> params;
+  for (const IrParam &p : ir_.params) {
+    // Open bounds become the next double inside them.
+    double lo = p.loOpen ? std::nextafter(p.lo, INFINITY) : p.lo;
+    double hi = p.hiOpen ? std::nextafter(p.hi, -INFINITY) : p.hi;
+    if (std::isinf(p.lo)) lo = p.lo;
+    if (std::isinf(p.hi)) hi = p.hi;
+    params.push_back(
+        ConstantStruct::get(paramInfo, {str(p.name), ConstantFP::get(dbl, p.defaultValue),
+                                        ConstantFP::get(dbl, lo), ConstantFP::get(dbl, hi)}));
+  }
+  auto table = [&](StructType *t, std::vector<Constant *> &items, const char *name) -> Constant * {
+    if (items.empty()) return ConstantPointerNull::get(b_.getPtrTy());
+    ArrayType *at = ArrayType::get(t, items.size());
+    return new GlobalVariable(m_, at, true, GlobalValue::PrivateLinkage,
+                              ConstantArray::get(at, items), name);
+  };
+  Constant *m = ConstantStruct::get(
+      meta, {b_.getInt32(1), str(ir_.name), str(info.sourceSha256), str(LOSSC_VERSION_STRING),
+             b_.getInt32(ir_.inputs.size()), table(inputInfo, inputs, "lossc.inputs"),
+             b_.getInt32(ir_.params.size()), table(paramInfo, params, "lossc.params"),
+             b_.getInt32(ir_.batchCoupled), b_.getInt64(ir_.minBatch)});
+  auto *g = new GlobalVariable(m_, meta, true, GlobalValue::PrivateLinkage, m, "lossc.meta");
+  Function *f = Function::Create(FunctionType::get(ptr, false), GlobalValue::ExternalLinkage,
+                                 "lossc_get_meta", m_);
+  b_.SetInsertPoint(BasicBlock::Create(ctx_, "entry", f));
+  b_.CreateRet(g);
+}
+
+void ModuleEmitter::emitStatusMessage() {
+  Function *f = Function::Create(FunctionType::get(b_.getPtrTy(), {b_.getInt32Ty()}, false),
+                                 GlobalValue::ExternalLinkage, "lossc_status_message", m_);
+  BasicBlock *entry = BasicBlock::Create(ctx_, "entry", f);
+  BasicBlock *other = BasicBlock::Create(ctx_, "other", f);
+  b_.SetInsertPoint(entry);
+  SwitchInst *sw = b_.CreateSwitch(f->getArg(0), other, 4);
+  const char *messages[] = {
+      "ok",
+      "the batch is smaller than the loss's min_batch",
+      "a parameter is outside its declared range (or NaN)",
+      "a required pointer is NULL (inputs, an input buffer, or out)",
+  };
+  for (int s = 0; s < 4; ++s) {
+    BasicBlock *bb = BasicBlock::Create(ctx_, "case", f);
+    sw->addCase(b_.getInt32(s), bb);
+    b_.SetInsertPoint(bb);
+    b_.CreateRet(b_.CreateGlobalStringPtr(messages[s], ".msg", 0, &m_));
+  }
+  b_.SetInsertPoint(other);
+  b_.CreateRet(b_.CreateGlobalStringPtr("unknown status", ".msg", 0, &m_));
+}
+
+bool ModuleEmitter::emitAll(const KernelPair &kernels, const ModuleInfo &info) {
+  Kernel fwd = kernels.forward, grad = kernels.gradient;
+  expandReductions(fwd);
+  expandReductions(grad);
+  for (const Kernel *k : {&fwd, &grad})
+    for (const Inst &inst : k->insts)
+      if (inst.op == Op::Sort || inst.op == Op::Unsort) {
+        diags_.report(DiagId::E0501, inst.loc, "the code generator cannot compile `sort` yet")
+            .help("the front end, `lossc check` and the interpreter accept it; compiled "
+                  "kernels with sort arrive with the aot losses of the stdlib");
+        return false;
+      }
+  emitMeta(info);
+  emitStatusMessage();
+  const Entry entries[] = {
+      {&fwd, false, false, "lossc_forward_f32"},
+      {&fwd, true, false, "lossc_forward_f64"},
+      {&grad, false, true, "lossc_forward_backward_f32"},
+      {&grad, true, true, "lossc_forward_backward_f64"},
+  };
+  for (const Entry &e : entries)
+    if (!emitEntry(e)) return false;
+  return true;
+}
+
+} // namespace
+
+std::unique_ptr<Module> emitLossModule(LLVMContext &ctx, const LossIr &ir,
+                                       const KernelPair &kernels, const ModuleInfo &info,
+                                       TargetMachine &tm, DiagEngine &diags) {
+  auto m = std::make_unique<Module>("loss." + ir.name, ctx);
+  m->setTargetTriple(tm.getTargetTriple().str());
+  m->setDataLayout(tm.createDataLayout());
+  ModuleEmitter emitter(ctx, *m, ir, diags);
+  if (!emitter.emitAll(kernels, info)) return nullptr;
+  std::string error;
+  raw_string_ostream os(error);
+  if (verifyModule(*m, &os)) {
+    diags.report(DiagId::E0502, ir.loc,
+                 "internal error: the generated module is invalid: " + os.str());
+    return nullptr;
+  }
+  return m;
+}
+
+void optimizeModule(Module &m, TargetMachine &tm) {
+  Triple triple(m.getTargetTriple());
+  auto tlii = std::make_unique<TargetLibraryInfoImpl>(triple);
+  bool avx2 = tm.getTargetFeatureString().contains("+avx2");
+  if (avx2) {
+    tlii->addVectorizableFunctionsFromVecLib(TargetLibraryInfoImpl::LIBMVEC_X86, triple);
+    // libmvec has these since glibc 2.35; LLVM 19's table lists only exp, log, pow, sin, cos.
+    static const VecDesc extra[] = {
+        {"log1pf", "_ZGVdN8v_log1pf", ElementCount::getFixed(8), false, "_ZGV_LLVM_N8v"},
+        {"expm1f", "_ZGVdN8v_expm1f", ElementCount::getFixed(8), false, "_ZGV_LLVM_N8v"},
+        {"tanhf", "_ZGVdN8v_tanhf", ElementCount::getFixed(8), false, "_ZGV_LLVM_N8v"},
+        {"log1p", "_ZGVdN4v_log1p", ElementCount::getFixed(4), false, "_ZGV_LLVM_N4v"},
+        {"expm1", "_ZGVdN4v_expm1", ElementCount::getFixed(4), false, "_ZGV_LLVM_N4v"},
+        {"tanh", "_ZGVdN4v_tanh", ElementCount::getFixed(4), false, "_ZGV_LLVM_N4v"},
+    };
+    tlii->addVectorizableFunctions(extra);
+  }
+  LoopAnalysisManager lam;
+  FunctionAnalysisManager fam;
+  CGSCCAnalysisManager cgam;
+  ModuleAnalysisManager mam;
+  PipelineTuningOptions pto;
+  pto.LoopVectorization = true;
+  pto.SLPVectorization = true;
+  PassBuilder pb(&tm, pto);
+  fam.registerPass([&] { return TargetLibraryAnalysis(*tlii); });
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(OptimizationLevel::O3);
+  mpm.run(m, mam);
+}
+
+namespace {
+bool allowedCallee(const Function &f) {
+  static const char *const kMath[] = {"expf",   "exp",   "logf",  "log",  "log1pf", "log1p",
+                                      "expm1f", "expm1", "tanhf", "tanh", "powf",   "pow"};
+  StringRef name = f.getName();
+  if (f.isIntrinsic()) {
+    // Intrinsics that touch no memory are arithmetic (is.fpclass, minimum, vector.reduce, ...).
+    if (f.doesNotAccessMemory()) return true;
+    // The memory ones that optimised kernels use; their pointers are checked at each call.
+    static const char *const kMemory[] = {"llvm.memset.",
+                                          "llvm.masked.load.",
+                                          "llvm.masked.store.",
+                                          "llvm.load.relative.",
+                                          "llvm.lifetime.",
+                                          "llvm.assume",
+                                          "llvm.experimental.noalias.scope.decl"};
+    for (const char *p : kMemory)
+      if (name.starts_with(p)) return true;
+    return false;
+  }
+  // A libmvec vector variant: _ZGV<isa><mask><len><params>_<scalar name>.
+  if (name.starts_with("_ZGV")) name = name.substr(name.find('_', 4) + 1);
+  for (const char *m : kMath)
+    if (name == m) return true;
+  return false;
+}
+
+// The object a pointer is based on must be an argument, or a pointer loaded from an argument
+// (inputs[k], grads[k]), or a constant table of the module, or a stack slot.
+bool allowedPointer(const Value *p, bool isStore) {
+  const Value *base = getUnderlyingObject(p, 12);
+  if (isa<Argument>(base) || isa<AllocaInst>(base)) return true;
+  if (auto *g = dyn_cast<GlobalVariable>(base)) return !isStore && g->isConstant();
+  if (auto *load = dyn_cast<LoadInst>(base))
+    return isa<Argument>(getUnderlyingObject(load->getPointerOperand(), 12));
+  if (auto *phi = dyn_cast<PHINode>(base)) {
+    for (const Value *in : phi->incoming_values())
+      if (!isa<ConstantPointerNull>(in) && !allowedPointer(in, isStore)) return false;
+    return true;
+  }
+  if (auto *fr = dyn_cast<FreezeInst>(base)) return allowedPointer(fr->getOperand(0), isStore);
+  if (auto *sel = dyn_cast<SelectInst>(base))
+    return allowedPointer(sel->getTrueValue(), isStore) &&
+           allowedPointer(sel->getFalseValue(), isStore);
+  return false;
+}
+} // namespace
+
+bool verifyConfinement(const Module &m, std::string &why) {
+  for (const GlobalVariable &g : m.globals())
+    // llvm.used / llvm.compiler.used are linker directives, not memory the code touches.
+    if (!g.isConstant() && g.getSection() != "llvm.metadata") {
+      why = "a writable global variable '" + g.getName().str() + "'";
+      return false;
+    }
+  for (const Function &f : m) {
+    if (f.isDeclaration()) {
+      if (!allowedCallee(f)) {
+        why = "a call of '" + f.getName().str() + "', which is not an allowed math function";
+        return false;
+      }
+      continue;
+    }
+    for (const BasicBlock &bb : f)
+      for (const Instruction &inst : bb) {
+        if (auto *call = dyn_cast<CallBase>(&inst)) {
+          if (call->isInlineAsm()) {
+            why = "inline assembly in '" + f.getName().str() + "'";
+            return false;
+          }
+          const Function *callee = call->getCalledFunction();
+          if (!callee) {
+            why = "an indirect call in '" + f.getName().str() + "'";
+            return false;
+          }
+          if (callee->isDeclaration() && !allowedCallee(*callee)) {
+            why = "a call of '" + callee->getName().str() + "'";
+            return false;
+          }
+          if (auto *mi = dyn_cast<MemIntrinsic>(call))
+            if (!allowedPointer(mi->getDest(), true)) {
+              why = "a memory intrinsic on a pointer not derived from the arguments";
+              return false;
+            }
+          if (auto *ii = dyn_cast<IntrinsicInst>(call)) {
+            if (ii->getIntrinsicID() == Intrinsic::load_relative &&
+                !allowedPointer(ii->getArgOperand(0), false)) {
+              why = "a relative load from outside the module's constant tables";
+              return false;
+            }
+            if (ii->getIntrinsicID() == Intrinsic::masked_load &&
+                !allowedPointer(ii->getArgOperand(0), false)) {
+              why = "a masked load through a pointer not derived from the arguments";
+              return false;
+            }
+            if (ii->getIntrinsicID() == Intrinsic::masked_store &&
+                !allowedPointer(ii->getArgOperand(1), true)) {
+              why = "a masked store through a pointer not derived from the arguments";
+              return false;
+            }
+          }
+        } else if (auto *load = dyn_cast<LoadInst>(&inst)) {
+          if (!allowedPointer(load->getPointerOperand(), false)) {
+            std::string base;
+            raw_string_ostream os(base);
+            getUnderlyingObject(load->getPointerOperand(), 12)->print(os);
+            why = "a load through a pointer not derived from the arguments in '" +
+                  f.getName().str() + "' (based on" + os.str() + ")";
+            return false;
+          }
+        } else if (auto *store = dyn_cast<StoreInst>(&inst)) {
+          if (!allowedPointer(store->getPointerOperand(), true)) {
+            why = "a store through a pointer not derived from the arguments in '" +
+                  f.getName().str() + "'";
+            return false;
+          }
+        } else if (isa<AtomicRMWInst>(inst) || isa<AtomicCmpXchgInst>(inst) ||
+                   isa<FenceInst>(inst)) {
+          why = "an atomic operation";
+          return false;
+        }
+      }
+  }
+  return true;
+}
+
+} // namespace lossc
