@@ -23,7 +23,8 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < lossc::diagCount(); ++i) {
     auto id = static_cast<lossc::DiagId>(i);
     // internal-* codes are lossc's own bugs: no input can (or should) trigger them.
-    if (seen.count(id) || std::string(lossc::diagInfo(id).name).rfind("internal-", 0) == 0) continue;
+    if (seen.count(id) || std::string(lossc::diagInfo(id).name).rfind("internal-", 0) == 0)
+      continue;
     std::fprintf(stderr, "diagnostic %s (%s) is exercised by no test\n", lossc::diagInfo(id).code,
                  lossc::diagInfo(id).name);
     ++missing;
