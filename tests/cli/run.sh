@@ -33,7 +33,9 @@ expect 0 'check a loss' -- -h
 expect 0 '^lossc [0-9]+\.[0-9]+\.[0-9]+$' -- --version
 expect 2 'no input file' --
 expect 2 "unrecognised option '--frobnicate'" -- --frobnicate
-expect 2 "unknown stage 'llvm'" -- --emit=llvm "$src/stdlib/dpo.loss"
+expect 2 "unknown stage 'bogus'" -- --emit=bogus "$src/stdlib/dpo.loss"
+expect 0 'define .*lossc_forward_backward_f32' -- --emit=llvm "$src/stdlib/dpo.loss"
+expect 0 'grad policy_chosen_logps = %' -- --emit=grad "$src/stdlib/dpo.loss"
 expect 2 'must be text or json' -- --diagnostics-format=xml "$src/stdlib/dpo.loss"
 expect 2 'one input file at a time' -- "$src/stdlib/dpo.loss" "$src/stdlib/lrml.loss"
 expect 1 "cannot read '$tmp/missing.loss': No such file or directory" -- "$tmp/missing.loss"
@@ -52,7 +54,17 @@ expect 0 '"schema":"lossc.check/1","passed":true' -- check --json "$src/stdlib/l
 expect 1 '"passed":false' -- check --json "$src/tests/golden/zero_gradient.loss"
 expect 0 'passed \(0 errors, 1 warnings\)' -- check "$src/tests/golden/unused_diff_input.loss"
 expect 1 'failed \(0 errors, 1 warnings\)' -- check --strict "$src/tests/golden/unused_diff_input.loss"
-expect 2 'no code generator' -- "$src/stdlib/dpo.loss" -o "$tmp/dpo.so"
+expect 0 '' -- "$src/stdlib/dpo.loss" -o "$tmp/dpo.so"
+if [ -s "$tmp/dpo.so" ] && [ -z "$(ls -A "$tmp" | grep '^\.dpo')" ]; then passed=$((passed + 1)); else
+  echo "FAIL: -o left no dpo.so, or left temporary files"; failed=$((failed + 1)); fi
+expect 1 "error\[E0504\]: cannot write" -- "$src/stdlib/dpo.loss" -o "$tmp/no/such/dir/dpo.so"
+
+# eval: per-example values and gradients from a CSV (dpo at rho = 0: ln 2, gradient -beta/2).
+printf 'policy_chosen_logps,policy_rejected_logps,reference_chosen_logps,reference_rejected_logps\n-1,-2,-1,-2\n' > "$tmp/in.csv"
+expect 0 '^0,0\.693147180559945[0-9]*,-0\.0500000000' -- eval "$src/stdlib/dpo.loss" --inputs "$tmp/in.csv"
+expect 2 'NAME=VALUE' -- eval "$src/stdlib/dpo.loss" --inputs "$tmp/in.csv" --param beta
+expect 1 'outside its declared range' -- eval "$src/stdlib/dpo.loss" --inputs "$tmp/in.csv" --param beta=-1
+expect 2 'needs --inputs' -- eval "$src/stdlib/dpo.loss"
 
 # A megabyte of '(' ends in a located error, quickly.
 head -c 1048576 /dev/zero | tr '\0' '(' > "$tmp/deep.loss"
