@@ -141,7 +141,7 @@ bool writeSharedObject(Frontend &fe, BackendModule &bm, const std::string &path)
   std::vector<std::string> args{linker, "-shared", "-o", soPath, objectPath};
   if (isLld)
     for (const char *a : {"-L/lib/x86_64-linux-gnu", "-L/usr/lib/x86_64-linux-gnu", "--as-needed",
-                          "-lmvec", "-lm", "--no-undefined", "-z", "noexecstack"})
+                          "-lmvec", "-lm", "-lc", "--no-undefined", "-z", "noexecstack"})
       args.push_back(a);
   else
     for (const char *a : {"-lmvec", "-lm"})

@@ -1,7 +1,9 @@
 // LLVM code generation for kernels: the ABI entry points, the batch loops, the metadata.
 #include "Codegen.h"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "Simplify.h"
@@ -58,7 +60,8 @@ std::unique_ptr<TargetMachine> createHostTargetMachine(std::string &error) {
 namespace {
 
 // Status codes of abi.h.
-constexpr int kStatusOk = 0, kStatusBatch = 1, kStatusParam = 2, kStatusNull = 3;
+constexpr int kStatusOk = 0, kStatusBatch = 1, kStatusParam = 2, kStatusNull = 3,
+              kStatusMemory = 4;
 
 // Which loop over the batch a value becomes available in: leaves are at level 0, a reduction
 // one level above its operand, anything else at its operands' highest level.
@@ -95,8 +98,19 @@ private:
     std::vector<Value *> inputPtrs; // per input (null for scalar inputs)
     Value *goutPtr = nullptr;       // gout, or null when gout is all ones
     Value *goutIndex = nullptr;     // the index to read gout at
+    std::vector<Value *> perm;      // per sort slot: i64 p, sorted position -> example
+    std::vector<Value *> permInv;   // per sort slot: i64 p^-1, example -> sorted position
     std::vector<Value *> cache;     // per instruction
   };
+
+  // The same loop state at another example index (a gather through a permutation).
+  LoopCtx at(const LoopCtx &c, Value *j) {
+    LoopCtx d = c;
+    d.i = j;
+    d.goutIndex = j;
+    d.cache.assign(k_->insts.size(), nullptr);
+    return d;
+  }
 
   llvm::Type *realTy() { return f64_ ? b_.getDoubleTy() : b_.getFloatTy(); }
   Value *realConst(double v) { return ConstantFP::get(realTy(), v); }
@@ -123,6 +137,13 @@ private:
   Function *emitFinalLoop(const Entry &e, bool guarded, bool goutNull,
                           const std::vector<ValueId> &scalarArgs);
   void emitMeta(const ModuleInfo &info);
+  // Sorting: the kernel's sort slots (one per distinct sorted operand), the scratch buffer,
+  // the key loop and the stable argsort of one slot.
+  void collectSortSlots();
+  bool allocateScratch(Function *f, Value *n);
+  void emitReturn(int status);
+  void emitSortsAt(int level, const LoopCtx &proto, Value *n);
+  Function *argsortFunction();
   void emitStatusMessage();
 
   LLVMContext &ctx_;
@@ -136,6 +157,14 @@ private:
   const Kernel *k_ = nullptr;
   std::vector<int> level_;
   std::vector<Value *> scalar_; // values of scalar instructions, once computed
+  std::vector<ValueId> sortSlots_; // the operands x of Sort(x) / Unsort(x, g)
+  Value *scratch_ = nullptr;       // malloc'd in the entry when there are sort slots
+  Value *keysA_ = nullptr, *keysB_ = nullptr;
+  std::vector<Value *> perm_, permInv_;
+  Function *argsort_[2] = {nullptr, nullptr}; // f32, f64
+  size_t slotOf(ValueId x) const {
+    return std::find(sortSlots_.begin(), sortSlots_.end(), x) - sortSlots_.begin();
+  }
 };
 
 Value *ModuleEmitter::callMath(const char *f32, const char *f64, Value *x) {
@@ -211,6 +240,16 @@ Value *ModuleEmitter::elem(ValueId id, LoopCtx &c) {
   case Op::Input: v = loadInput(c.inputPtrs[inst.index], c.i); break;
   case Op::Index: v = b_.CreateUIToFP(c.i, realTy()); break;
   case Op::GradOut: v = c.goutPtr ? loadInput(c.goutPtr, c.goutIndex) : realConst(1); break;
+  // sort(x)_i = x_p(i);  unsort(x, g)_j = g_p^-1(j)  (p: the stable argsort of x)
+  case Op::Sort:
+  case Op::Unsort: {
+    size_t slot = slotOf(inst.operands[0]);
+    Value *table = inst.op == Op::Sort ? c.perm[slot] : c.permInv[slot];
+    Value *j = b_.CreateLoad(b_.getInt64Ty(), b_.CreateInBoundsGEP(b_.getInt64Ty(), table, c.i));
+    LoopCtx there = at(c, j);
+    v = elem(inst.operands[inst.op == Op::Sort ? 0 : 1], there);
+    break;
+  }
   default: {
     Value *ops[3] = {nullptr, nullptr, nullptr};
     for (int a = 0; a < opInfo(inst.op).arity; ++a)
@@ -232,6 +271,8 @@ Function *ModuleEmitter::emitFinalLoop(const Entry &e, bool guarded, bool goutNu
   for (size_t k = 0; k < nIn; ++k)
     params.push_back(b_.getPtrTy()); // inputs
   params.push_back(b_.getPtrTy());   // gout
+  for (size_t s = 0; s < 2 * sortSlots_.size(); ++s)
+    params.push_back(b_.getPtrTy()); // perm, permInv
   for (ValueId s : scalarArgs)
     params.push_back(k_->insts[s].type.isBool() ? b_.getInt1Ty() : realTy());
   params.push_back(b_.getPtrTy()); // out
@@ -263,6 +304,10 @@ Function *ModuleEmitter::emitFinalLoop(const Entry &e, bool guarded, bool goutNu
   c.goutPtr = goutNull ? nullptr : f->getArg(a);
   c.goutIndex = i;
   ++a;
+  for (size_t s = 0; s < sortSlots_.size(); ++s) {
+    c.perm.push_back(f->getArg(a++));
+    c.permInv.push_back(f->getArg(a++));
+  }
   std::vector<Value *> saved = scalar_;
   for (ValueId s : scalarArgs)
     scalar_[s] = f->getArg(a++);
@@ -395,6 +440,9 @@ bool ModuleEmitter::emitEntry(const Entry &e) {
     }
   }
 
+  collectSortSlots();
+  if (!sortSlots_.empty()) allocateScratch(f, n);
+
   // Level-0 scalars: parameters, scalar inputs, N.
   for (size_t i = 0; i < k_->insts.size(); ++i) {
     const Inst &inst = k_->insts[i];
@@ -453,8 +501,15 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
   };
 
   // One loop per level of reductions.
+  LoopCtx proto;
+  for (size_t k = 0; k < nIn; ++k)
+    proto.inputPtrs.push_back(ir_.inputs[k].shape == Shape::Batch ? inputPtrs[k] : nullptr);
+  proto.goutPtr = gout;
+  proto.perm = perm_;
+  proto.permInv = permInv_;
   for (int level = 0; level < finalLevel; ++level) {
     computeScalars(level);
+    emitSortsAt(level, proto, n);
     std::vector<ValueId> reductions;
     for (size_t i = 0; i < k_->insts.size(); ++i)
       if (isReduction(k_->insts[i].op) && level_[i] == level + 1) reductions.push_back(i);
@@ -485,6 +540,8 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
     }
     c.goutPtr = gout;
     c.goutIndex = i;
+    c.perm = perm_;
+    c.permInv = permInv_;
     for (size_t r = 0; r < reductions.size(); ++r) {
       const Inst &inst = k_->insts[reductions[r]];
       Value *x = elem(inst.operands[0], c);
@@ -515,6 +572,7 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
     }
   }
   computeScalars(finalLevel);
+  emitSortsAt(finalLevel, proto, n);
 
   // Scalar inputs' gradients: one value each.
   if (e.withGradient)
@@ -541,6 +599,8 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
     for (size_t k = 0; k < nIn; ++k)
       args.push_back(inputPtrs[k]);
     args.push_back(gout ? gout : ConstantPointerNull::get(b_.getPtrTy()));
+    for (size_t s = 0; s < sortSlots_.size(); ++s)
+      args.push_back(perm_[s]), args.push_back(permInv_[s]);
     for (ValueId s : scalarArgs)
       args.push_back(scalar_[s]);
     args.push_back(out);
@@ -550,7 +610,7 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
   };
   if (!e.withGradient) {
     callFinal(emitFinalLoop(e, false, true, scalarArgs));
-    b_.CreateRet(b_.getInt32(kStatusOk));
+    emitReturn(kStatusOk);
     return;
   }
   Value *allPresent = b_.CreateIsNotNull(out);
@@ -564,8 +624,196 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
     Function *fn = emitFinalLoop(e, guarded, gout == nullptr, scalarArgs);
     b_.SetInsertPoint(guarded ? slow : fast);
     callFinal(fn);
-    b_.CreateRet(b_.getInt32(kStatusOk));
+    emitReturn(kStatusOk);
   }
+}
+
+void ModuleEmitter::collectSortSlots() {
+  sortSlots_.clear();
+  for (const Inst &inst : k_->insts)
+    if ((inst.op == Op::Sort || inst.op == Op::Unsort) &&
+        slotOf(inst.operands[0]) == sortSlots_.size())
+      sortSlots_.push_back(inst.operands[0]);
+  scratch_ = keysA_ = keysB_ = nullptr;
+  perm_.clear();
+  permInv_.clear();
+}
+
+// One malloc'd block of n i64 words per buffer: the radix sort's two key buffers, then p and
+// p^-1 of each slot. An n too large for the block's size to be computed, or a failed
+// allocation, is status 4; every later return frees the block.
+bool ModuleEmitter::allocateScratch(Function *f, Value *n) {
+  llvm::Type *i64 = b_.getInt64Ty(), *ptr = b_.getPtrTy();
+  uint64_t words = 2 + 2 * sortSlots_.size();
+  BasicBlock *alloc = BasicBlock::Create(ctx_, "scratch.alloc", f);
+  BasicBlock *fail = BasicBlock::Create(ctx_, "scratch.fail", f);
+  BasicBlock *ok = BasicBlock::Create(ctx_, "scratch.ok", f);
+  b_.CreateCondBr(b_.CreateICmpUGT(n, b_.getInt64((uint64_t{1} << 40) / words)), fail, alloc);
+  b_.SetInsertPoint(alloc);
+  FunctionCallee mallocFn = m_.getOrInsertFunction("malloc", FunctionType::get(ptr, {i64}, false));
+  scratch_ = b_.CreateCall(mallocFn, {b_.CreateMul(n, b_.getInt64(words * 8), "", true, true)});
+  b_.CreateCondBr(b_.CreateIsNull(scratch_), fail, ok);
+  b_.SetInsertPoint(fail);
+  b_.CreateRet(b_.getInt32(kStatusMemory));
+  b_.SetInsertPoint(ok);
+  auto part = [&](uint64_t k) {
+    return b_.CreateInBoundsGEP(i64, scratch_, b_.CreateMul(n, b_.getInt64(k), "", true, true));
+  };
+  keysA_ = part(0);
+  keysB_ = part(1);
+  for (size_t s = 0; s < sortSlots_.size(); ++s) {
+    perm_.push_back(part(2 + 2 * s));
+    permInv_.push_back(part(3 + 2 * s));
+  }
+  return true;
+}
+
+void ModuleEmitter::emitReturn(int status) {
+  if (scratch_) {
+    llvm::Type *ptr = b_.getPtrTy();
+    FunctionCallee freeFn =
+        m_.getOrInsertFunction("free", FunctionType::get(b_.getVoidTy(), {ptr}, false));
+    b_.CreateCall(freeFn, {scratch_});
+  }
+  b_.CreateRet(b_.getInt32(status));
+}
+
+namespace {
+// for (i = 0; i < count; ++i) body(i), for count >= 1, at the builder's insertion point.
+void emitLoop(IRBuilder<> &b, Value *count, const std::function<void(Value *)> &body) {
+  Function *f = b.GetInsertBlock()->getParent();
+  BasicBlock *pre = b.GetInsertBlock();
+  BasicBlock *loop = BasicBlock::Create(b.getContext(), "loop", f);
+  BasicBlock *done = BasicBlock::Create(b.getContext(), "loop.done", f);
+  b.CreateBr(loop);
+  b.SetInsertPoint(loop);
+  PHINode *i = b.CreatePHI(b.getInt64Ty(), 2, "i");
+  i->addIncoming(b.getInt64(0), pre);
+  body(i);
+  Value *next = b.CreateAdd(i, b.getInt64(1), "i.next", true, true);
+  i->addIncoming(next, b.GetInsertBlock());
+  b.CreateCondBr(b.CreateICmpSLT(next, count), loop, done);
+  b.SetInsertPoint(done);
+}
+} // namespace
+
+// The sort slots whose operand is available at `level`: a loop writes each example's key (the
+// value's bits, mapped so that unsigned order is numeric order; -0 as +0), then the argsort.
+void ModuleEmitter::emitSortsAt(int level, const LoopCtx &proto, Value *n) {
+  for (size_t s = 0; s < sortSlots_.size(); ++s) {
+    ValueId x = sortSlots_[s];
+    if (level_[x] != level) continue;
+    emitLoop(b_, n, [&](Value *i) {
+      LoopCtx c = at(proto, i);
+      Value *v = b_.CreateFAdd(elem(x, c), realConst(0));
+      unsigned bits = f64_ ? 64 : 32;
+      llvm::Type *intTy = b_.getIntNTy(bits);
+      Value *u = b_.CreateBitCast(v, intTy);
+      Value *flip = b_.CreateOr(b_.CreateAShr(u, bits - 1),
+                                ConstantInt::get(intTy, APInt::getSignMask(bits)));
+      Value *key = b_.CreateZExt(b_.CreateXor(u, flip), b_.getInt64Ty());
+      b_.CreateStore(key, b_.CreateInBoundsGEP(b_.getInt64Ty(), keysA_, i));
+    });
+    b_.CreateCall(argsortFunction(), {n, keysA_, keysB_, perm_[s], permInv_[s]});
+  }
+}
+
+// argsort(n, keys, spare, p, pinv): p = the stable argsort of the n unsigned keys (a least
+// significant digit first radix sort, 8 bits a pass, 4 passes for f32 keys and 8 for f64,
+// skipping passes whose digit is the same for every key), pinv = p^-1. keys and spare are
+// clobbered; p and pinv double as the index buffers of the passes.
+Function *ModuleEmitter::argsortFunction() {
+  Function *&fn = argsort_[f64_];
+  if (fn) return fn;
+  llvm::Type *i64 = b_.getInt64Ty(), *ptr = b_.getPtrTy();
+  fn = Function::Create(FunctionType::get(b_.getVoidTy(), {i64, ptr, ptr, ptr, ptr}, false),
+                        GlobalValue::InternalLinkage, f64_ ? "lossc.argsort.f64" : "lossc.argsort.f32",
+                        m_);
+  for (unsigned a = 1; a < 5; ++a)
+    fn->addParamAttr(a, Attribute::NoAlias);
+  IRBuilderBase::InsertPointGuard guard(b_);
+  b_.SetInsertPoint(BasicBlock::Create(ctx_, "entry", fn));
+  Value *n = fn->getArg(0), *keys = fn->getArg(1), *spare = fn->getArg(2), *p = fn->getArg(3),
+        *pinv = fn->getArg(4);
+  const unsigned digits = f64_ ? 8 : 4;
+  ArrayType *histTy = ArrayType::get(i64, digits * 256);
+  Value *hist = b_.CreateAlloca(histTy);
+  b_.CreateMemSet(hist, b_.getInt8(0), digits * 256 * 8, MaybeAlign(8));
+  auto slot = [&](Value *base, Value *i) { return b_.CreateInBoundsGEP(i64, base, i); };
+  auto digitOf = [&](Value *key, unsigned d) {
+    return b_.CreateAnd(b_.CreateLShr(key, 8 * d), b_.getInt64(255));
+  };
+  auto bucket = [&](unsigned d, Value *digit) {
+    return slot(hist, b_.CreateAdd(digit, b_.getInt64(256 * d)));
+  };
+  // All histograms in one pass; p starts as the identity.
+  emitLoop(b_, n, [&](Value *i) {
+    Value *key = b_.CreateLoad(i64, slot(keys, i));
+    b_.CreateStore(i, slot(p, i));
+    for (unsigned d = 0; d < digits; ++d) {
+      Value *h = bucket(d, digitOf(key, d));
+      b_.CreateStore(b_.CreateAdd(b_.CreateLoad(i64, h), b_.getInt64(1)), h);
+    }
+  });
+  Value *srcK = keys, *dstK = spare, *srcI = p, *dstI = pinv;
+  for (unsigned d = 0; d < digits; ++d) {
+    BasicBlock *from = b_.GetInsertBlock();
+    BasicBlock *pass = BasicBlock::Create(ctx_, "pass", fn);
+    BasicBlock *join = BasicBlock::Create(ctx_, "pass.done", fn);
+    Value *first = digitOf(b_.CreateLoad(i64, srcK), d);
+    b_.CreateCondBr(b_.CreateICmpEQ(b_.CreateLoad(i64, bucket(d, first)), n), join, pass);
+    b_.SetInsertPoint(pass);
+    // Exclusive prefix sums: the first position of each digit.
+    {
+      BasicBlock *pre = b_.GetInsertBlock();
+      BasicBlock *loop = BasicBlock::Create(ctx_, "prefix", fn);
+      BasicBlock *done = BasicBlock::Create(ctx_, "prefix.done", fn);
+      b_.CreateBr(loop);
+      b_.SetInsertPoint(loop);
+      PHINode *k = b_.CreatePHI(i64, 2), *sum = b_.CreatePHI(i64, 2);
+      k->addIncoming(b_.getInt64(0), pre);
+      sum->addIncoming(b_.getInt64(0), pre);
+      Value *h = bucket(d, k);
+      Value *count = b_.CreateLoad(i64, h);
+      b_.CreateStore(sum, h);
+      Value *kNext = b_.CreateAdd(k, b_.getInt64(1));
+      k->addIncoming(kNext, loop);
+      sum->addIncoming(b_.CreateAdd(sum, count), loop);
+      b_.CreateCondBr(b_.CreateICmpULT(kNext, b_.getInt64(256)), loop, done);
+      b_.SetInsertPoint(done);
+    }
+    emitLoop(b_, n, [&](Value *i) {
+      Value *key = b_.CreateLoad(i64, slot(srcK, i));
+      Value *h = bucket(d, digitOf(key, d));
+      Value *pos = b_.CreateLoad(i64, h);
+      b_.CreateStore(b_.CreateAdd(pos, b_.getInt64(1)), h);
+      b_.CreateStore(key, slot(dstK, pos));
+      b_.CreateStore(b_.CreateLoad(i64, slot(srcI, i)), slot(dstI, pos));
+    });
+    BasicBlock *passEnd = b_.GetInsertBlock();
+    b_.CreateBr(join);
+    b_.SetInsertPoint(join);
+    auto merge = [&](Value *kept, Value *swapped) {
+      PHINode *phi = b_.CreatePHI(ptr, 2);
+      phi->addIncoming(kept, from);
+      phi->addIncoming(swapped, passEnd);
+      return phi;
+    };
+    Value *nsK = merge(srcK, dstK), *ndK = merge(dstK, srcK);
+    Value *nsI = merge(srcI, dstI), *ndI = merge(dstI, srcI);
+    srcK = nsK, dstK = ndK, srcI = nsI, dstI = ndI;
+  }
+  // The sorted order ended in p or in pinv: bring it to p, then invert it into pinv.
+  BasicBlock *copy = BasicBlock::Create(ctx_, "copy", fn);
+  BasicBlock *invert = BasicBlock::Create(ctx_, "invert", fn);
+  b_.CreateCondBr(b_.CreateICmpEQ(srcI, p), invert, copy);
+  b_.SetInsertPoint(copy);
+  emitLoop(b_, n, [&](Value *i) { b_.CreateStore(b_.CreateLoad(i64, slot(pinv, i)), slot(p, i)); });
+  b_.CreateBr(invert);
+  b_.SetInsertPoint(invert);
+  emitLoop(b_, n, [&](Value *i) { b_.CreateStore(i, slot(pinv, b_.CreateLoad(i64, slot(p, i)))); });
+  b_.CreateRetVoid();
+  return fn;
 }
 
 void ModuleEmitter::emitMeta(const ModuleInfo &info) {
@@ -617,14 +865,15 @@ void ModuleEmitter::emitStatusMessage() {
   BasicBlock *entry = BasicBlock::Create(ctx_, "entry", f);
   BasicBlock *other = BasicBlock::Create(ctx_, "other", f);
   b_.SetInsertPoint(entry);
-  SwitchInst *sw = b_.CreateSwitch(f->getArg(0), other, 4);
+  SwitchInst *sw = b_.CreateSwitch(f->getArg(0), other, 5);
   const char *messages[] = {
       "ok",
       "the batch is smaller than the loss's min_batch",
       "a parameter is outside its declared range (or NaN)",
       "a required pointer is NULL (inputs, an input buffer, or out)",
+      "out of memory for the scratch buffers of sort",
   };
-  for (int s = 0; s < 4; ++s) {
+  for (int s = 0; s < 5; ++s) {
     BasicBlock *bb = BasicBlock::Create(ctx_, "case", f);
     sw->addCase(b_.getInt32(s), bb);
     b_.SetInsertPoint(bb);
@@ -638,14 +887,6 @@ bool ModuleEmitter::emitAll(const KernelPair &kernels, const ModuleInfo &info) {
   Kernel fwd = kernels.forward, grad = kernels.gradient;
   expandReductions(fwd);
   expandReductions(grad);
-  for (const Kernel *k : {&fwd, &grad})
-    for (const Inst &inst : k->insts)
-      if (inst.op == Op::Sort || inst.op == Op::Unsort) {
-        diags_.report(DiagId::E0501, inst.loc, "the code generator cannot compile `sort` yet")
-            .help("the front end, `lossc check` and the interpreter accept it; compiled "
-                  "kernels with sort arrive with the aot losses of the stdlib");
-        return false;
-      }
   emitMeta(info);
   emitStatusMessage();
   const Entry entries[] = {
@@ -724,6 +965,10 @@ bool allowedCallee(const Function &f) {
     if (f.doesNotAccessMemory()) return true;
     // The memory ones that optimised kernels use; their pointers are checked at each call.
     static const char *const kMemory[] = {"llvm.memset.",
+                                          "llvm.memcpy.",
+                                          "llvm.memmove.",
+                                          "llvm.masked.gather.",
+                                          "llvm.masked.scatter.",
                                           "llvm.masked.load.",
                                           "llvm.masked.store.",
                                           "llvm.load.relative.",
@@ -734,6 +979,8 @@ bool allowedCallee(const Function &f) {
       if (name.starts_with(p)) return true;
     return false;
   }
+  // The scratch buffers of sort, allocated and freed by the kernel itself.
+  if (name == "malloc" || name == "free") return true;
   // A libmvec vector variant: _ZGV<isa><mask><len><params>_<scalar name>.
   if (name.starts_with("_ZGV")) name = name.substr(name.find('_', 4) + 1);
   for (const char *m : kMath)
@@ -742,10 +989,14 @@ bool allowedCallee(const Function &f) {
 }
 
 // The object a pointer is based on must be an argument, or a pointer loaded from an argument
-// (inputs[k], grads[k]), or a constant table of the module, or a stack slot.
+// (inputs[k], grads[k]), or a constant table of the module, or a stack slot, or the kernel's
+// own scratch block (malloc).
 bool allowedPointer(const Value *p, bool isStore) {
   const Value *base = getUnderlyingObject(p, 12);
   if (isa<Argument>(base) || isa<AllocaInst>(base)) return true;
+  if (auto *call = dyn_cast<CallBase>(base))
+    if (const Function *callee = call->getCalledFunction())
+      return callee->getName() == "malloc";
   if (auto *g = dyn_cast<GlobalVariable>(base)) return !isStore && g->isConstant();
   if (auto *load = dyn_cast<LoadInst>(base))
     return isa<Argument>(getUnderlyingObject(load->getPointerOperand(), 12));
@@ -759,6 +1010,21 @@ bool allowedPointer(const Value *p, bool isStore) {
     return allowedPointer(sel->getTrueValue(), isStore) &&
            allowedPointer(sel->getFalseValue(), isStore);
   return false;
+}
+// A vector of pointers (a gather's or scatter's addresses) is checked through the scalar
+// pointer it is computed from: a GEP's base, or the scalar a splat broadcasts.
+bool allowedPointerVector(const Value *v, bool isStore) {
+  for (int depth = 0; depth < 12 && v->getType()->isVectorTy(); ++depth) {
+    if (auto *gep = dyn_cast<GEPOperator>(v))
+      v = gep->getPointerOperand();
+    else if (auto *shuffle = dyn_cast<ShuffleVectorInst>(v))
+      v = shuffle->getOperand(0);
+    else if (auto *insert = dyn_cast<InsertElementInst>(v))
+      v = insert->getOperand(1);
+    else
+      return false;
+  }
+  return !v->getType()->isVectorTy() && allowedPointer(v, isStore);
 }
 } // namespace
 
@@ -793,11 +1059,14 @@ bool verifyConfinement(const Module &m, std::string &why) {
             why = "a call of '" + callee->getName().str() + "'";
             return false;
           }
-          if (auto *mi = dyn_cast<MemIntrinsic>(call))
-            if (!allowedPointer(mi->getDest(), true)) {
+          if (auto *mi = dyn_cast<MemIntrinsic>(call)) {
+            auto *mt = dyn_cast<MemTransferInst>(mi);
+            if (!allowedPointer(mi->getDest(), true) ||
+                (mt && !allowedPointer(mt->getSource(), false))) {
               why = "a memory intrinsic on a pointer not derived from the arguments";
               return false;
             }
+          }
           if (auto *ii = dyn_cast<IntrinsicInst>(call)) {
             if (ii->getIntrinsicID() == Intrinsic::load_relative &&
                 !allowedPointer(ii->getArgOperand(0), false)) {
@@ -807,6 +1076,16 @@ bool verifyConfinement(const Module &m, std::string &why) {
             if (ii->getIntrinsicID() == Intrinsic::masked_load &&
                 !allowedPointer(ii->getArgOperand(0), false)) {
               why = "a masked load through a pointer not derived from the arguments";
+              return false;
+            }
+            if (ii->getIntrinsicID() == Intrinsic::masked_gather &&
+                !allowedPointerVector(ii->getArgOperand(0), false)) {
+              why = "a gather through pointers not derived from the arguments";
+              return false;
+            }
+            if (ii->getIntrinsicID() == Intrinsic::masked_scatter &&
+                !allowedPointerVector(ii->getArgOperand(1), true)) {
+              why = "a scatter through pointers not derived from the arguments";
               return false;
             }
             if (ii->getIntrinsicID() == Intrinsic::masked_store &&

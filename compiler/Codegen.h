@@ -5,7 +5,9 @@
 // Shape of the generated code: argument checks (n >= min_batch, NULL pointers, parameter
 // ranges), then one loop over the batch per level of batch reductions (each loop recomputes
 // the elementwise values it needs from the inputs, so no temporary buffers exist), then the
-// final loop writing the loss and the gradients. The module is optimised at O3 with libmvec's
+// final loop writing the loss and the gradients. A loss with sort mallocs one scratch block
+// (the stable argsort of each sorted operand and its inverse) and reads sorted values by
+// gathering through the permutation. The module is optimised at O3 with libmvec's
 // vector math, and verified to be confined before anything runs or is written.
 #pragma once
 
@@ -41,8 +43,8 @@ std::unique_ptr<llvm::Module> emitLossModule(llvm::LLVMContext &ctx, const LossI
 // The O3 pipeline with the host's libmvec vector functions.
 void optimizeModule(llvm::Module &m, llvm::TargetMachine &tm);
 
-// The confinement check of generated code: calls only to the allow-listed math functions and
-// intrinsics, no inline assembly, no indirect calls, and no memory access but through the
+// The confinement check of generated code: calls only to the allow-listed math functions,
+// intrinsics and malloc/free (the scratch block of sort), no inline assembly, no indirect calls, and no memory access but through the
 // arguments (and the module's own constant tables). Returns false with the reason otherwise.
 bool verifyConfinement(const llvm::Module &m, std::string &why);
 

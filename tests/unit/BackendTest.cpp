@@ -46,6 +46,9 @@ const char *kExprs[] = {
     "a / batch_size() + mean(a * t)",
     "softplus(-(a - b) * t) * (a - mean(a)) / (std(a) + 1)",
     "exp(mean(a) - a) * sigmoid(b / p)",
+    "sort(a) * b + a * sort(b * p)",
+    "sort(a - mean(a)) * sort(b) + sort(sort(-a) * t)",
+    "sum(sort(a) * index()) * b + softplus(sort(a) - sort(b))",
 };
 
 std::unique_ptr<Frontend> compileExpr(const std::string &expr) {
@@ -257,11 +260,30 @@ TEST_CASE("shared objects: written atomically, loadable, equal to the JIT") {
   CHECK(test::hasCode(*fe, "E0504"));
 }
 
-TEST_CASE("sort is not compiled yet: a located error, not a crash") {
-  auto fe = test::compileFile(test::stdlibDir() + "/aot.loss");
+TEST_CASE("sort: stable for ties, status 4 when the scratch block cannot be sized") {
+  auto fe = compileExpr("sort(relu(a)) * b");
   REQUIRE(fe->ok());
-  CHECK(buildModule(*fe) == nullptr);
-  CHECK(test::hasCode(*fe, "E0501"));
+  auto jit = JitLoss::compile(*fe);
+  REQUIRE(jit != nullptr);
+  // relu makes ties at 0: a = (1, -1, -2, 0.5, -3); sorted relu: 0 (ex 1), 0 (ex 2), 0 (ex 4),
+  // 0.5 (ex 3), 1 (ex 0). d out_i / d a_j flows to the example sorted into position i, only
+  // where a_j > 0: a_0 (position 4, weight b_4), a_3 (position 3, weight b_3).
+  std::vector<double> a{1, -1, -2, 0.5, -3}, b{10, 20, 30, 40, 50}, t{0.7};
+  std::vector<const double *> in{a.data(), b.data(), t.data()};
+  std::vector<double> out(5), ga(5), gb(5), gt(1);
+  std::vector<double *> grads{ga.data(), gb.data(), gt.data()};
+  REQUIRE(jit->functions().forwardBackwardF64(5, in.data(), nullptr, nullptr, out.data(),
+                                              grads.data()) == 0);
+  CHECK(out == std::vector<double>{0, 0, 0, 0.5 * 40, 1 * 50});
+  CHECK(ga == std::vector<double>{50, 0, 0, 40, 0});
+  CHECK(gb == std::vector<double>{0, 0, 0, 0.5, 1});
+  // An n whose scratch block cannot be sized is refused before any buffer is read.
+  std::vector<float> o(1);
+  CHECK(jit->functions().forwardF32(int64_t{1} << 40, reinterpret_cast<const float *const *>(
+                                                          in.data()),
+                                    nullptr, o.data()) == LOSSC_STATUS_OUT_OF_MEMORY);
+  CHECK(std::string(jit->functions().statusMessage(LOSSC_STATUS_OUT_OF_MEMORY)).find("memory") !=
+        std::string::npos);
 }
 
 TEST_CASE("confinement: modules that break the rules are refused") {

@@ -16,6 +16,7 @@ extern "C" {
 #define LOSSC_STATUS_BATCH_TOO_SMALL 1   /* n < min_batch */
 #define LOSSC_STATUS_PARAM_OUT_OF_RANGE 2 /* a parameter outside its range, or NaN */
 #define LOSSC_STATUS_NULL_POINTER 3      /* inputs, an input buffer, or out (forward) is NULL */
+#define LOSSC_STATUS_OUT_OF_MEMORY 4     /* a loss with sort could not allocate its scratch */
 
 /* Notes on the contract, beyond the pinned declarations below:
    - min_value and max_value are the smallest and largest values accepted: an open bound such
