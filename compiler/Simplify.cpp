@@ -3,6 +3,8 @@
 // every new instruction.
 #include "Simplify.h"
 
+#include <cmath>
+
 namespace lossc {
 
 namespace {
@@ -53,6 +55,13 @@ public:
     return b_.op(op, Type::real(joinShapes(shapeOf(a), shapeOf(c))), loc_, a, c);
   }
   ValueId cst(double v) { return b_.constant(v, loc_); }
+  ValueId cmp(Op op, ValueId a, ValueId c) {
+    return b_.op(op, Type::boolean(joinShapes(shapeOf(a), shapeOf(c))), loc_, a, c);
+  }
+  ValueId select(ValueId cond, ValueId a, ValueId c) {
+    Shape s = joinShapes(shapeOf(cond), joinShapes(shapeOf(a), shapeOf(c)));
+    return b_.op(Op::Select, Type::real(s), loc_, cond, a, c);
+  }
   ValueId sum(ValueId a) { return b_.op(Op::Sum, Type::real(), loc_, a); }
   ValueId batchSize() { return b_.leaf(Op::BatchSize, Type::real(), 0, loc_); }
 
@@ -79,13 +88,19 @@ ValueId stableProduct(Rewriter &r, const Inst &mul) {
   std::vector<ValueId> factors;
   collectFactors(r, mul.operands[0], factors, 0);
   collectFactors(r, mul.operands[1], factors, 0);
-  size_t exps = 0, sigmoids = 0;
+  auto positiveConst = [&](ValueId f) {
+    const Inst &inst = r.at(f);
+    return inst.op == Op::Const && inst.type.isReal() && inst.value > 0 && inst.value != 1 &&
+           std::isfinite(inst.value);
+  };
+  size_t exps = 0, others = 0;
   for (ValueId f : factors) {
     exps += r.at(f).op == Op::Exp;
-    sigmoids += r.at(f).op == Op::Sigmoid;
+    others += r.at(f).op == Op::Sigmoid || positiveConst(f);
   }
-  if (exps == 0 || exps + sigmoids < 2) return kNoValue;
-  // exp(b1) exp(b2) sigmoid(a) ... = exp(b1 + b2 + logsigmoid(a) + ...)
+  if (exps == 0 || exps + others < 2) return kNoValue;
+  // c exp(b1) exp(b2) sigmoid(a) ... = exp(b1 + b2 + logsigmoid(a) + ln c ...): one exp of the
+  // sum, which overflows or underflows only where the product does (0.5 e^88.9 is finite in f32).
   ValueId exponent = kNoValue, rest = kNoValue;
   for (ValueId f : factors) {
     const Inst &inst = r.at(f);
@@ -94,6 +109,8 @@ ValueId stableProduct(Rewriter &r, const Inst &mul) {
       term = inst.operands[0];
     else if (inst.op == Op::Sigmoid)
       term = r.un(Op::LogSigmoid, inst.operands[0]);
+    else if (positiveConst(f))
+      term = r.cst(std::log(inst.value));
     if (term != kNoValue)
       exponent = exponent == kNoValue ? term : r.bin(Op::Add, exponent, term);
     else
@@ -118,10 +135,25 @@ void simplify(Kernel &k) {
       if (a.op == Op::Exp) return a.operands[0];
       if (a.op == Op::Add && r.isConst(a.operands[0], 1)) return r.un(Op::Log1p, a.operands[1]);
       if (a.op == Op::Add && r.isConst(a.operands[1], 1)) return r.un(Op::Log1p, a.operands[0]);
+      // log(1 - e^u) = log(-expm1(u)): log1p(-e^u) where e^u is small (u < -ln 2), else
+      // log(-expm1(u)); each branch is accurate where it is taken (Maechler's log1mexp). The
+      // untaken branch of each select gets a harmless argument (1, or u = -1), so that neither
+      // its value nor its derivative is infinite there: a zero cotangent times an infinite
+      // derivative would be NaN. The log's argument also keeps the rule off its own output.
+      if (a.op == Op::Neg && r.at(a.operands[0]).op == Op::Expm1) {
+        ValueId u = r.at(a.operands[0]).operands[0];
+        ValueId cond = r.cmp(Op::Lt, u, r.cst(-std::log(2.0)));
+        ValueId uFar = r.select(cond, u, r.cst(-1));
+        ValueId far = r.un(Op::Log1p, r.un(Op::Neg, r.un(Op::Exp, uFar)));
+        return r.select(cond, far, r.un(Op::Log, r.select(cond, r.cst(1), x)));
+      }
       return kNoValue;
     }
     case Op::Sub:
       if (r.at(x).op == Op::Exp && r.isConst(y, 1)) return r.un(Op::Expm1, r.at(x).operands[0]);
+      // 1 - e^u = -expm1(u), exact where e^u is near 1
+      if (r.isConst(x, 1) && r.at(y).op == Op::Exp)
+        return r.un(Op::Neg, r.un(Op::Expm1, r.at(y).operands[0]));
       if (r.isConst(x, 1) && r.at(y).op == Op::Sigmoid)
         return r.un(Op::Sigmoid, r.un(Op::Neg, r.at(y).operands[0]));
       if (r.isConst(y, 0) && r.shapeOf(x) == inst.type.shape) return x;
