@@ -7,6 +7,7 @@
 
 #include "Autodiff.h"
 #include "Codegen.h"
+#include "lossc/sha256.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/LLVMContext.h"

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "Pipeline.h"
-#include "lossc/abi.h"
+#include "lossc/runtime.h"
 
 namespace llvm {
 class LLVMContext;
@@ -34,16 +34,7 @@ struct BackendModule {
 std::unique_ptr<BackendModule> buildModule(Frontend &fe, bool optimize = true);
 
 // The ABI's functions, as one compiled loss provides them.
-struct LossFunctions {
-  const lossc_meta *(*getMeta)(void) = nullptr;
-  const char *(*statusMessage)(int32_t) = nullptr;
-  int32_t (*forwardF32)(int64_t, const float *const *, const double *, float *) = nullptr;
-  int32_t (*forwardF64)(int64_t, const double *const *, const double *, double *) = nullptr;
-  int32_t (*forwardBackwardF32)(int64_t, const float *const *, const double *, const float *,
-                                float *, float *const *) = nullptr;
-  int32_t (*forwardBackwardF64)(int64_t, const double *const *, const double *, const double *,
-                                double *, double *const *) = nullptr;
-};
+using LossFunctions = rt::Functions;
 
 // A loss compiled in process with ORC LLJIT.
 class JitLoss {

@@ -19,7 +19,6 @@
 #include "llvm/IR/Verifier.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
-#include "llvm/Support/SHA256.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
@@ -28,15 +27,6 @@
 namespace lossc {
 
 using namespace llvm;
-
-std::string sha256Hex(const std::string &text) {
-  std::array<uint8_t, 32> digest = SHA256::hash(arrayRefFromStringRef(text));
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : digest)
-    out += hex[b >> 4], out += hex[b & 15];
-  return out;
-}
 
 std::unique_ptr<TargetMachine> createHostTargetMachine(std::string &error) {
   static bool initialised = [] {

@@ -48,7 +48,4 @@ void optimizeModule(llvm::Module &m, llvm::TargetMachine &tm);
 // arguments (and the module's own constant tables). Returns false with the reason otherwise.
 bool verifyConfinement(const llvm::Module &m, std::string &why);
 
-// Lowercase hex SHA-256 of `text`.
-std::string sha256Hex(const std::string &text);
-
 } // namespace lossc

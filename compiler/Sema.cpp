@@ -757,6 +757,10 @@ std::optional<LossIr> Sema::run() {
 
   ir.result = eliminateDeadCode(insts_, ir.result);
   ir.insts = std::move(insts_);
+  // A scalar input is shared by every example (and a diff one's gradient sums over the batch):
+  // the kernel must see the whole batch, as abi.h defines batch_coupled.
+  for (const IrInput &in : ir.inputs)
+    ir.batchCoupled |= in.shape == Shape::Scalar;
   for (const Inst &inst : ir.insts) {
     ir.batchCoupled |= isBatchCoupling(inst.op);
     if (inst.op == Op::Var || inst.op == Op::Std) ir.minBatch = 2;

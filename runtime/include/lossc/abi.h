@@ -23,7 +23,11 @@ extern "C" {
      as beta > 0 is stored as the next double inside it (beta >= 4.9e-324).
    - A scalar input (type `real` in the .loss file) reads inputs[k][0]; its gradient is written
      to grads[k][0].
-   - Output buffers (out, grads[k]) must not overlap the input buffers or each other. */
+   - Output buffers (out, grads[k]) must not overlap the input buffers or each other.
+   - batch_coupled is 1 whenever the kernel must see the whole batch in one call: an example's
+     loss depends on other examples (batch reductions, sort, index(), batch_size()), or the loss
+     has a scalar input, whose gradient sums over the batch. Otherwise a runtime may split the
+     batch into slices and call the kernel once per slice. */
 
 typedef struct {
   const char *name;
