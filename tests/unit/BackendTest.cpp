@@ -13,6 +13,7 @@
 #include "Backend.h"
 #include "Codegen.h"
 #include "Interp.h"
+#include "lossc/sha256.h"
 #include "TestSupport.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/InlineAsm.h"
