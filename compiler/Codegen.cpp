@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 
 #include "Simplify.h"
 #include "Version.h"
@@ -120,6 +121,11 @@ private:
   void emitBody(const Entry &e, const Body &body);
   Value *emitOp(const Inst &inst, Value *x, Value *y, Value *z);
   Value *callMath(const char *f32, const char *f64, Value *x);
+  struct LogisticTerms {
+    Value *e = nullptr;      // exp(-|x|)
+    Value *log1pE = nullptr; // log1p(exp(-|x|))
+  };
+  const LogisticTerms &logisticTerms(Value *x);
   Value *elem(ValueId id, LoopCtx &c);
   Value *loadInput(Value *ptr, Value *i) {
     return b_.CreateLoad(realTy(), b_.CreateInBoundsGEP(realTy(), ptr, i));
@@ -147,6 +153,10 @@ private:
   const Kernel *k_ = nullptr;
   std::vector<int> level_;
   std::vector<Value *> scalar_; // values of scalar instructions, once computed
+  // Shared logistic terms by the (sign-stripped) value they are of. Keys are SSA values, so an
+  // entry is only ever found from code its value dominates: each loop body and the scalar code
+  // compute their own.
+  std::map<Value *, LogisticTerms> logistic_;
   std::vector<ValueId> sortSlots_; // the operands x of Sort(x) / Unsort(x, g)
   Value *scratch_ = nullptr;       // malloc'd in the entry when there are sort slots
   Value *keysA_ = nullptr, *keysB_ = nullptr;
@@ -171,18 +181,30 @@ Value *ModuleEmitter::callMath(const char *f32, const char *f64, Value *x) {
   return call;
 }
 
+// exp(-|x|) and log1p(exp(-|x|)) of a value, computed once per loop body for x and -x alike:
+// softplus, logsigmoid and sigmoid of the same margin (a loss and its derivative) share them.
+const ModuleEmitter::LogisticTerms &ModuleEmitter::logisticTerms(Value *x) {
+  Value *base = x;
+  if (auto *neg = dyn_cast<UnaryOperator>(x); neg && neg->getOpcode() == Instruction::FNeg)
+    base = neg->getOperand(0);
+  auto it = logistic_.find(base);
+  if (it != logistic_.end()) return it->second;
+  LogisticTerms t;
+  Value *absX = b_.CreateUnaryIntrinsic(Intrinsic::fabs, base);
+  t.e = b_.CreateUnaryIntrinsic(Intrinsic::exp, b_.CreateFNeg(absX));
+  t.log1pE = callMath("log1pf", "log1p", t.e);
+  return logistic_[base] = t;
+}
+
 // One op on scalar LLVM values (the same code serves per-example values in loops and
 // batch-wide scalars). Stable forms: softplus(x) = max(x, 0) + log1p(e^-|x|), logsigmoid(x) =
-// min(x, 0) - log1p(e^-|x|), sigmoid(x) = 1 / (1 + e^-x) (exact limits at both ends).
+// min(x, 0) - log1p(e^-|x|), sigmoid(x) = (x >= 0 ? 1 : e^-|x|) / (1 + e^-|x|).
 Value *ModuleEmitter::emitOp(const Inst &inst, Value *x, Value *y, Value *z) {
   auto unary = [&](Intrinsic::ID id, Value *a) { return b_.CreateUnaryIntrinsic(id, a); };
   auto binary = [&](Intrinsic::ID id, Value *a, Value *c) {
     return b_.CreateBinaryIntrinsic(id, a, c);
   };
-  auto tail = [&](Value *a) { // log1p(exp(-|a|))
-    Value *e = unary(Intrinsic::exp, b_.CreateFNeg(unary(Intrinsic::fabs, a)));
-    return callMath("log1pf", "log1p", e);
-  };
+  auto tail = [&](Value *a) { return logisticTerms(a).log1pE; };
   switch (inst.op) {
   case Op::Neg: return b_.CreateFNeg(x);
   case Op::Add: return b_.CreateFAdd(x, y);
@@ -196,9 +218,12 @@ Value *ModuleEmitter::emitOp(const Inst &inst, Value *x, Value *y, Value *z) {
   case Op::Expm1: return callMath("expm1f", "expm1", x);
   case Op::Sqrt: return unary(Intrinsic::sqrt, x);
   case Op::Tanh: return callMath("tanhf", "tanh", x);
-  case Op::Sigmoid:
-    return b_.CreateFDiv(realConst(1),
-                         b_.CreateFAdd(realConst(1), unary(Intrinsic::exp, b_.CreateFNeg(x))));
+  case Op::Sigmoid: {
+    // 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|): exact limits at both ends
+    const LogisticTerms &t = logisticTerms(x);
+    Value *num = b_.CreateSelect(b_.CreateFCmpOGE(x, realConst(0)), realConst(1), t.e);
+    return b_.CreateFDiv(num, b_.CreateFAdd(realConst(1), t.e));
+  }
   case Op::LogSigmoid: return b_.CreateFSub(binary(Intrinsic::minnum, x, realConst(0)), tail(x));
   case Op::Softplus: return b_.CreateFAdd(binary(Intrinsic::maxnum, x, realConst(0)), tail(x));
   case Op::Abs: return unary(Intrinsic::fabs, x);
@@ -288,6 +313,7 @@ Function *ModuleEmitter::emitFinalLoop(const Entry &e, bool guarded, bool goutNu
   LoopCtx c;
   c.i = i;
   c.cache.assign(k_->insts.size(), nullptr);
+  logistic_.clear();
   unsigned a = 1;
   for (size_t k = 0; k < nIn; ++k, ++a)
     c.inputPtrs.push_back(ir_.inputs[k].shape == Shape::Batch ? f->getArg(a) : nullptr);
@@ -333,6 +359,7 @@ Function *ModuleEmitter::emitFinalLoop(const Entry &e, bool guarded, bool goutNu
   b_.SetInsertPoint(exit);
   b_.CreateRetVoid();
   scalar_ = saved;
+  logistic_.clear();
   return f;
 }
 
@@ -474,6 +501,7 @@ bool ModuleEmitter::emitEntry(const Entry &e) {
 
 void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
   Function *f = body.f;
+  logistic_.clear(); // emitBody runs once per gout branch: neither dominates the other
   Value *n = body.n, *gout = body.gout, *out = body.out;
   const std::vector<Value *> &inputPtrs = body.inputPtrs, &gradPtrs = body.gradPtrs;
   int finalLevel = body.finalLevel;
@@ -532,6 +560,7 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
     c.goutIndex = i;
     c.perm = perm_;
     c.permInv = permInv_;
+    logistic_.clear();
     for (size_t r = 0; r < reductions.size(); ++r) {
       const Inst &inst = k_->insts[reductions[r]];
       Value *x = elem(inst.operands[0], c);
@@ -555,6 +584,7 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
       accs[r]->addIncoming(nexts[r], latch);
     b_.CreateCondBr(b_.CreateICmpSLT(inext, n), loop, done);
     b_.SetInsertPoint(done);
+    logistic_.clear();
     for (size_t r = 0; r < reductions.size(); ++r) {
       Value *v = nexts[r];
       if (k_->insts[reductions[r]].op == Op::Sum && !f64_) v = b_.CreateFPTrunc(v, realTy());
@@ -693,6 +723,7 @@ void ModuleEmitter::emitSortsAt(int level, const LoopCtx &proto, Value *n) {
   for (size_t s = 0; s < sortSlots_.size(); ++s) {
     ValueId x = sortSlots_[s];
     if (level_[x] != level) continue;
+    logistic_.clear();
     emitLoop(b_, n, [&](Value *i) {
       LoopCtx c = at(proto, i);
       Value *v = b_.CreateFAdd(elem(x, c), realConst(0));
@@ -704,6 +735,7 @@ void ModuleEmitter::emitSortsAt(int level, const LoopCtx &proto, Value *n) {
       Value *key = b_.CreateZExt(b_.CreateXor(u, flip), b_.getInt64Ty());
       b_.CreateStore(key, b_.CreateInBoundsGEP(b_.getInt64Ty(), keysA_, i));
     });
+    logistic_.clear();
     b_.CreateCall(argsortFunction(), {n, keysA_, keysB_, perm_[s], permInv_[s]});
   }
 }
