@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <dlfcn.h>
 #include <filesystem>
 #include <random>
@@ -328,4 +329,65 @@ TEST_CASE("confinement: modules that break the rules are refused") {
                                        b.getInt32(0), "counter");
           b.CreateStore(b.getInt32(1), g);
         }).find("writable global") != std::string::npos);
+}
+
+namespace {
+// The spacing of floats at v (at least the smallest subnormal).
+double ulpAt(double v) {
+  float f = static_cast<float>(std::fabs(v));
+  if (!std::isfinite(f)) f = std::numeric_limits<float>::max();
+  return std::max<double>(std::nextafter(f, INFINITY) - f, std::numeric_limits<float>::denorm_min());
+}
+
+// The largest error, in ulps of the exact result, of the f32 kernel `return F(a)` against
+// libm in double rounded to float, over `xs`; specials are compared exactly.
+template <class Ref>
+double maxUlpError(const std::string &fn, const std::vector<float> &xs, Ref ref) {
+  auto fe = test::compile("loss l {\n  input a: real[B] diff;\n  return " + fn + "(a);\n}\n");
+  REQUIRE(fe->ok());
+  auto jit = JitLoss::compile(*fe);
+  REQUIRE(jit != nullptr);
+  std::vector<float> out(xs.size());
+  std::vector<const float *> in{xs.data()};
+  REQUIRE(jit->functions().forwardF32(xs.size(), in.data(), nullptr, out.data()) == 0);
+  double worst = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    double want = ref(double(xs[i]));
+    float wantF = static_cast<float>(want);
+    CAPTURE(xs[i]);
+    CAPTURE(out[i]);
+    CAPTURE(wantF);
+    if (std::isnan(wantF)) {
+      CHECK(std::isnan(out[i]));
+    } else if (std::isinf(wantF)) {
+      CHECK(out[i] == wantF);
+    } else {
+      REQUIRE(std::isfinite(out[i]));
+      worst = std::max(worst, std::fabs(double(out[i]) - want) / ulpAt(want));
+    }
+  }
+  return worst;
+}
+} // namespace
+
+TEST_CASE("f32 exp and log1p, inline polynomials: within 2 ulp of libm, special values exact") {
+  std::vector<float> xs;
+  for (int i = 0; i <= 400000; ++i)
+    xs.push_back(-110.0f + 205.0f * float(i) / 400000);
+  for (float v : {0.0f, -0.0f, 88.72f, 88.73f, 89.0f, -87.3f, -103.9f, -104.5f, 1e-30f, -1e-30f,
+                  INFINITY, -INFINITY, NAN})
+    xs.push_back(v);
+  double expErr = maxUlpError("exp", xs, [](double x) { return std::exp(x); });
+  MESSAGE("f32 exp: max error " << expErr << " ulp");
+  CHECK(expErr <= 2);
+
+  std::vector<float> ys;
+  for (int i = 0; i <= 400000; ++i) // log-spaced over (-1, 1e7], both signs near 0
+    ys.push_back(std::expm1(-16.0f + 32.0f * float(i) / 400000));
+  for (float v : {-1.0f, -2.0f, -0.9999999f, 0.0f, -0.0f, 1e-30f, -1e-30f, 1e-8f, 3e38f, INFINITY,
+                  -INFINITY, NAN})
+    ys.push_back(v);
+  double logErr = maxUlpError("log1p", ys, [](double x) { return std::log1p(x); });
+  MESSAGE("f32 log1p: max error " << logErr << " ulp");
+  CHECK(logErr <= 2);
 }
