@@ -124,8 +124,9 @@ private:
   struct LogisticTerms {
     Value *e = nullptr;      // exp(-|x|)
     Value *log1pE = nullptr; // log1p(exp(-|x|))
+    Value *recip1pE = nullptr; // 1 / (1 + exp(-|x|)), made by the first sigmoid
   };
-  const LogisticTerms &logisticTerms(Value *x);
+  LogisticTerms &logisticTerms(Value *x);
   // e^x and ln(1 + x): in f64 libm's (vectorized through libmvec); in f32 inline polynomial
   // forms that the loop vectorizer widens to the machine's full vector width.
   Value *emitExp(Value *x);
@@ -252,7 +253,7 @@ Value *ModuleEmitter::emitLog1p(Value *x) {
 
 // exp(-|x|) and log1p(exp(-|x|)) of a value, computed once per loop body for x and -x alike:
 // softplus, logsigmoid and sigmoid of the same margin (a loss and its derivative) share them.
-const ModuleEmitter::LogisticTerms &ModuleEmitter::logisticTerms(Value *x) {
+ModuleEmitter::LogisticTerms &ModuleEmitter::logisticTerms(Value *x) {
   Value *base = x;
   if (auto *neg = dyn_cast<UnaryOperator>(x); neg && neg->getOpcode() == Instruction::FNeg)
     base = neg->getOperand(0);
@@ -279,7 +280,12 @@ Value *ModuleEmitter::emitOp(const Inst &inst, Value *x, Value *y, Value *z) {
   case Op::Add: return b_.CreateFAdd(x, y);
   case Op::Sub: return b_.CreateFSub(x, y);
   case Op::Mul: return b_.CreateFMul(x, y);
-  case Op::Div: return b_.CreateFDiv(x, y);
+  case Op::Div:
+    // x / s for a batch-wide s: x * (1 / s), whose reciprocal the loop's invariant code motion
+    // hoists (one division per batch, not per example; at most 1 ulp from x / s)
+    if (inst.type.isBatch() && !k_->insts[inst.operands[1]].type.isBatch())
+      return b_.CreateFMul(x, b_.CreateFDiv(realConst(1), y));
+    return b_.CreateFDiv(x, y);
   case Op::Pow: return binary(Intrinsic::pow, x, y);
   case Op::Exp: return emitExp(x);
   case Op::Log: return unary(Intrinsic::log, x);
@@ -289,9 +295,10 @@ Value *ModuleEmitter::emitOp(const Inst &inst, Value *x, Value *y, Value *z) {
   case Op::Tanh: return callMath("tanhf", "tanh", x);
   case Op::Sigmoid: {
     // 1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|): exact limits at both ends
-    const LogisticTerms &t = logisticTerms(x);
+    LogisticTerms &t = logisticTerms(x);
+    if (!t.recip1pE) t.recip1pE = b_.CreateFDiv(realConst(1), b_.CreateFAdd(realConst(1), t.e));
     Value *num = b_.CreateSelect(b_.CreateFCmpOGE(x, realConst(0)), realConst(1), t.e);
-    return b_.CreateFDiv(num, b_.CreateFAdd(realConst(1), t.e));
+    return b_.CreateFMul(num, t.recip1pE);
   }
   case Op::LogSigmoid: return b_.CreateFSub(binary(Intrinsic::minnum, x, realConst(0)), tail(x));
   case Op::Softplus: return b_.CreateFAdd(binary(Intrinsic::maxnum, x, realConst(0)), tail(x));
