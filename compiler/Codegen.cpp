@@ -690,7 +690,7 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
   for (size_t i = 0; i < k_->insts.size(); ++i)
     if (!k_->insts[i].type.isBatch() && scalar_[i] && k_->insts[i].op != Op::Const)
       scalarArgs.push_back(static_cast<ValueId>(i));
-  auto callFinal = [&](Function *fn) {
+  auto callFinal = [&](Function *fn, Value *out, const std::vector<Value *> &gradPtrs) {
     std::vector<Value *> args{n};
     for (size_t k = 0; k < nIn; ++k)
       args.push_back(inputPtrs[k]);
@@ -705,23 +705,53 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
     b_.CreateCall(fn, args);
   };
   if (!e.withGradient) {
-    callFinal(emitFinalLoop(e, false, true, scalarArgs));
+    callFinal(emitFinalLoop(e, false, true, scalarArgs), out, gradPtrs);
     emitReturn(kStatusOk);
     return;
   }
-  Value *allPresent = b_.CreateIsNotNull(out);
+  // Outputs the caller does not want (NULL) are written to a discard block of their own, so
+  // that one loop, with every store unconditional, serves every call.
+  std::vector<size_t> outputs; // the diff [B] inputs whose gradients the loop writes
   for (size_t k = 0; k < nIn; ++k)
-    if (ir_.inputs[k].differentiable && ir_.inputs[k].shape == Shape::Batch)
-      allPresent = b_.CreateAnd(allPresent, b_.CreateIsNotNull(gradPtrs[k]));
+    if (ir_.inputs[k].differentiable && ir_.inputs[k].shape == Shape::Batch) outputs.push_back(k);
+  Value *allPresent = b_.CreateIsNotNull(out);
+  for (size_t k : outputs)
+    allPresent = b_.CreateAnd(allPresent, b_.CreateIsNotNull(gradPtrs[k]));
+  Function *fn = emitFinalLoop(e, false, gout == nullptr, scalarArgs);
   BasicBlock *fast = BasicBlock::Create(ctx_, "fast", f);
-  BasicBlock *slow = BasicBlock::Create(ctx_, "slow", f);
+  BasicBlock *slow = BasicBlock::Create(ctx_, "discard", f);
   b_.CreateCondBr(allPresent, fast, slow);
-  for (bool guarded : {false, true}) {
-    Function *fn = emitFinalLoop(e, guarded, gout == nullptr, scalarArgs);
-    b_.SetInsertPoint(guarded ? slow : fast);
-    callFinal(fn);
-    emitReturn(kStatusOk);
-  }
+  b_.SetInsertPoint(fast);
+  callFinal(fn, out, gradPtrs);
+  emitReturn(kStatusOk);
+
+  b_.SetInsertPoint(slow);
+  uint64_t words = outputs.size() + 1, bytes = words * (f64_ ? 8 : 4);
+  BasicBlock *alloc = BasicBlock::Create(ctx_, "discard.alloc", f);
+  BasicBlock *fail = BasicBlock::Create(ctx_, "discard.fail", f);
+  BasicBlock *ok = BasicBlock::Create(ctx_, "discard.ok", f);
+  b_.CreateCondBr(b_.CreateICmpUGT(n, b_.getInt64((uint64_t{1} << 40) / bytes)), fail, alloc);
+  b_.SetInsertPoint(alloc);
+  FunctionCallee mallocFn =
+      m_.getOrInsertFunction("malloc", FunctionType::get(b_.getPtrTy(), {i64}, false));
+  Value *discard = b_.CreateCall(mallocFn, {b_.CreateMul(n, b_.getInt64(bytes), "", true, true)});
+  b_.CreateCondBr(b_.CreateIsNull(discard), fail, ok);
+  b_.SetInsertPoint(fail);
+  emitReturn(kStatusMemory);
+  b_.SetInsertPoint(ok);
+  auto orDiscard = [&](Value *p, uint64_t slot) {
+    Value *spare =
+        b_.CreateInBoundsGEP(realTy(), discard, b_.CreateMul(n, b_.getInt64(slot), "", true, true));
+    return b_.CreateSelect(b_.CreateIsNull(p), spare, p);
+  };
+  std::vector<Value *> grads = gradPtrs;
+  for (size_t j = 0; j < outputs.size(); ++j)
+    grads[outputs[j]] = orDiscard(gradPtrs[outputs[j]], j + 1);
+  callFinal(fn, orDiscard(out, 0), grads);
+  FunctionCallee freeFn =
+      m_.getOrInsertFunction("free", FunctionType::get(b_.getVoidTy(), {b_.getPtrTy()}, false));
+  b_.CreateCall(freeFn, {discard});
+  emitReturn(kStatusOk);
 }
 
 void ModuleEmitter::collectSortSlots() {
