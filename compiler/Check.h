@@ -1,11 +1,12 @@
-// `lossc check`: the report on one loss. This stage holds the static part (every front-end
-// check, batch coupling, min_batch, the differentiability report); the numeric screening
-// battery joins it once kernels can be compiled.
+// `lossc check`: the report on one loss: the static part (every front-end check, batch
+// coupling, min_batch, the differentiability report) and the numeric screening battery
+// (Screen.h), as text or JSON.
 #pragma once
 
 #include <string>
 
 #include "Pipeline.h"
+#include "Screen.h"
 
 namespace lossc {
 
@@ -15,13 +16,16 @@ struct CheckOptions {
 
 struct CheckReport {
   bool passed = false;
-  size_t errors = 0, warnings = 0;
+  size_t errors = 0, warnings = 0; // diagnostics and screening findings together
+  const ScreenReport *screen = nullptr;
 };
 
-CheckReport runCheck(const Frontend &fe, const CheckOptions &options);
+// `screen` (may be null: static checks only) must outlive the report.
+CheckReport runCheck(const Frontend &fe, const CheckOptions &options,
+                     const ScreenReport *screen = nullptr);
 
 void renderCheckText(const Frontend &fe, const CheckReport &report, std::string &out);
-// JSON schema "lossc.check/1", documented in docs/check.md.
+// JSON schema "lossc.check/2", documented in docs/check.md.
 void renderCheckJson(const Frontend &fe, const CheckReport &report, std::string &out);
 
 } // namespace lossc

@@ -10,6 +10,8 @@
 #include "Check.h"
 #include "Eval.h"
 #include "Json.h"
+#include "Screen.h"
+#include <optional>
 #include "Parse.h"
 #include "Pipeline.h"
 #include "Version.h"
@@ -67,6 +69,7 @@ int main(int argc, char **argv) {
        "the stdlib directory (default: $LOSSC_STDLIB or the build's)")
       ("json", "check: print the report as JSON")
       ("strict", "check: fail on warnings too")
+      ("static-only", "check: skip the numeric screening battery")
       ("inputs", po::value<std::string>(),
        "eval: a CSV file, one column per input (header: the input names)")
       ("param", po::value<std::vector<std::string>>()->composing(),
@@ -130,7 +133,13 @@ int main(int argc, char **argv) {
     std::unique_ptr<lossc::Frontend> fe = lossc::runFrontend(path, options);
     lossc::CheckOptions checkOptions;
     checkOptions.strict = vm.count("strict") > 0;
-    lossc::CheckReport report = lossc::runCheck(*fe, checkOptions);
+    std::optional<lossc::ScreenReport> screen;
+    if (fe->ok() && !vm.count("static-only")) {
+      lossc::ScreenOptions screenOptions;
+      screenOptions.stdlibDir = options.stdlibDir;
+      screen = lossc::screenLoss(*fe, screenOptions);
+    }
+    lossc::CheckReport report = lossc::runCheck(*fe, checkOptions, screen ? &*screen : nullptr);
     std::string out;
     if (vm.count("json"))
       lossc::renderCheckJson(*fe, report, out);

@@ -133,6 +133,11 @@ void simplify(Kernel &k) {
       const Inst &a = r.at(x);
       if (a.op == Op::Sigmoid) return r.un(Op::LogSigmoid, a.operands[0]);
       if (a.op == Op::Exp) return a.operands[0];
+      // log(1 + e^u) = softplus(u), which does not overflow with e^u
+      if (a.op == Op::Add && r.isConst(a.operands[0], 1) && r.at(a.operands[1]).op == Op::Exp)
+        return r.un(Op::Softplus, r.at(a.operands[1]).operands[0]);
+      if (a.op == Op::Add && r.isConst(a.operands[1], 1) && r.at(a.operands[0]).op == Op::Exp)
+        return r.un(Op::Softplus, r.at(a.operands[0]).operands[0]);
       if (a.op == Op::Add && r.isConst(a.operands[0], 1)) return r.un(Op::Log1p, a.operands[1]);
       if (a.op == Op::Add && r.isConst(a.operands[1], 1)) return r.un(Op::Log1p, a.operands[0]);
       // log(1 - e^u) = log(-expm1(u)): log1p(-e^u) where e^u is small (u < -ln 2), else
@@ -149,6 +154,9 @@ void simplify(Kernel &k) {
       }
       return kNoValue;
     }
+    case Op::Log1p:
+      if (r.at(x).op == Op::Exp) return r.un(Op::Softplus, r.at(x).operands[0]);
+      return kNoValue;
     case Op::Sub:
       if (r.at(x).op == Op::Exp && r.isConst(y, 1)) return r.un(Op::Expm1, r.at(x).operands[0]);
       // 1 - e^u = -expm1(u), exact where e^u is near 1

@@ -6,6 +6,8 @@ lossc="$1"
 src="$2"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
+# check's fingerprints of the catalogue and of past proposals: a fresh cache for this run.
+export LOSSC_CACHE_DIR="$tmp/cache"
 passed=0
 failed=0
 
@@ -50,7 +52,12 @@ expect 1 'error\[E0301\]' -- "$src/tests/golden/scalar_return.loss"
 expect 1 '"code":"E0301","name":"scalar-return"' -- --diagnostics-format=json "$src/tests/golden/scalar_return.loss"
 expect 1 'error\[E0102\]' -- --emit=ir "$src/tests/golden/syntax.loss"
 expect 0 'non-smooth operations' -- check "$src/stdlib/aot.loss"
-expect 0 '"schema":"lossc.check/1","passed":true' -- check --json "$src/stdlib/lrml.loss"
+expect 0 '"schema":"lossc.check/2","passed":true' -- check --json "$src/stdlib/lrml.loss"
+expect 0 'a local minimum at rho = -2.3714 ' -- check "$src/stdlib/lrml.loss"
+expect 0 'warning\[equivalent\]: this loss trains like dpo of the stdlib: its gradient is 3 times' -- check "$src/examples/dpo_times_three.loss"
+expect 1 'error\[nan-value\]: the value is NaN in f64 for rho >= 7097' -- check "$src/examples/unstable_hand_sigmoid.loss"
+if "$lossc" check --static-only "$src/stdlib/dpo.loss" | grep -q 'numeric screening'; then
+  echo "FAIL: check --static-only ran the numeric screening"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
 expect 1 '"passed":false' -- check --json "$src/tests/golden/zero_gradient.loss"
 expect 0 'passed \(0 errors, 1 warnings\)' -- check "$src/tests/golden/unused_diff_input.loss"
 expect 1 'failed \(0 errors, 1 warnings\)' -- check --strict "$src/tests/golden/unused_diff_input.loss"
