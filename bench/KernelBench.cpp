@@ -4,6 +4,7 @@
 //               floor (a loop reading 4 arrays and writing 3 of the same size)
 //   catalogue   every catalogue loss at B = 1e6 and 1e7, 1 and 2 threads, kernel vs eager
 //   compile     lossc FILE.loss -o OUT.so (front end, LLVM O3, object, link) and the JIT, per loss
+//   check       lossc check (front end + the numeric screening battery, its JIT included), per loss
 // Each figure is the median of several runs, in milliseconds. Usage: lossc_bench [kernels]
 // [catalogue] [compile] (default: all three).
 #include <torch/torch.h>
@@ -20,6 +21,7 @@
 #include "Backend.h"
 #include "Catalogue.h"
 #include "Pipeline.h"
+#include "Screen.h"
 #include "lossc/jit.h"
 #include "lossc/runtime.h"
 
@@ -182,18 +184,48 @@ void compile() {
   std::filesystem::remove_all(dir);
 }
 
+void check() {
+  std::printf("\n### lossc check: front end + numeric screening battery (ms, median of 5)\n\n");
+  std::printf("| loss | check | of which the JIT |\n|---|---|---|\n");
+  ScreenOptions options;
+  options.cacheDir = std::filesystem::temp_directory_path() / "lossc_bench_cache";
+  options.stdlibDir = stdlib();
+  options.remember = false;
+  {
+    FrontendOptions fo;
+    fo.stdlibDir = stdlib();
+    auto fe = runFrontend(stdlib() + "/dpo.loss", fo);
+    screenLoss(*fe, options); // fingerprints the catalogue once, as a first check would
+  }
+  for (const ref::Entry &e : ref::catalogue()) {
+    FrontendOptions fo;
+    fo.stdlibDir = stdlib();
+    double total = medianMs(5, [&] {
+      auto fe = runFrontend(stdlib() + "/" + e.name + ".loss", fo);
+      screenLoss(*fe, options);
+    });
+    double jitOnly = medianMs(5, [&] {
+      auto fe = runFrontend(stdlib() + "/" + e.name + ".loss", fo);
+      JitLoss::compile(*fe);
+    });
+    std::printf("| %s | %.1f | %.1f |\n", e.name.c_str(), total, jitOnly);
+    std::fflush(stdout);
+  }
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   at::set_num_threads(1);
   std::vector<std::string> what(argv + 1, argv + argc);
-  if (what.empty()) what = {"kernels", "catalogue", "compile"};
+  if (what.empty()) what = {"kernels", "catalogue", "compile", "check"};
   for (const std::string &w : what) {
     if (w == "kernels") kernels();
     else if (w == "catalogue") catalogue();
     else if (w == "compile") compile();
+    else if (w == "check") check();
     else {
-      std::fprintf(stderr, "usage: lossc_bench [kernels] [catalogue] [compile]\n");
+      std::fprintf(stderr, "usage: lossc_bench [kernels] [catalogue] [compile] [check]\n");
       return 2;
     }
   }

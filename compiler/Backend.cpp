@@ -28,7 +28,7 @@ BackendModule::BackendModule(BackendModule &&) noexcept = default;
 BackendModule::~BackendModule() = default;
 JitLoss::~JitLoss() = default;
 
-std::unique_ptr<BackendModule> buildModule(Frontend &fe, bool optimize) {
+std::unique_ptr<BackendModule> buildModule(Frontend &fe, const BuildOptions &options) {
   if (!fe.ok()) return nullptr;
   auto bm = std::make_unique<BackendModule>();
   std::string error;
@@ -39,10 +39,11 @@ std::unique_ptr<BackendModule> buildModule(Frontend &fe, bool optimize) {
   }
   bm->context = std::make_unique<LLVMContext>();
   KernelPair kernels = buildKernels(*fe.ir);
-  ModuleInfo info{sha256Hex(fe.sources.text(1))};
+  ModuleInfo info{sha256Hex(fe.sources.text(1)), options.entries};
+  if (options.quick) bm->target->setOptLevel(CodeGenOptLevel::Less);
   bm->module = emitLossModule(*bm->context, *fe.ir, kernels, info, *bm->target, fe.diags);
   if (!bm->module) return nullptr;
-  if (optimize) optimizeModule(*bm->module, *bm->target);
+  if (options.optimize) optimizeModule(*bm->module, *bm->target, options.quick);
   std::string why;
   if (!verifyConfinement(*bm->module, why)) {
     fe.diags.report(DiagId::E0503, fe.ir->loc,
@@ -53,8 +54,8 @@ std::unique_ptr<BackendModule> buildModule(Frontend &fe, bool optimize) {
   return bm;
 }
 
-std::unique_ptr<JitLoss> JitLoss::compile(Frontend &fe) {
-  std::unique_ptr<BackendModule> bm = buildModule(fe);
+std::unique_ptr<JitLoss> JitLoss::compile(Frontend &fe, const BuildOptions &options) {
+  std::unique_ptr<BackendModule> bm = buildModule(fe, options);
   if (!bm) return nullptr;
   auto fail = [&](Error e) -> std::unique_ptr<JitLoss> {
     fe.diags.report(DiagId::E0505, fe.ir->loc, "JIT compilation failed: " + toString(std::move(e)));
@@ -67,7 +68,7 @@ std::unique_ptr<JitLoss> JitLoss::compile(Frontend &fe) {
   if (!jtmb) return fail(jtmb.takeError());
   jtmb->setCPU(bm->target->getTargetCPU().str());
   jtmb->addFeatures(std::vector<std::string>{bm->target->getTargetFeatureString().str()});
-  jtmb->setCodeGenOptLevel(CodeGenOptLevel::Aggressive);
+  jtmb->setCodeGenOptLevel(options.quick ? CodeGenOptLevel::Less : CodeGenOptLevel::Aggressive);
   auto jit = orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*jtmb)).create();
   if (!jit) return fail(jit.takeError());
   auto generator = orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
@@ -91,10 +92,12 @@ std::unique_ptr<JitLoss> JitLoss::compile(Frontend &fe) {
     return true;
   };
   LossFunctions &f = loss->fns_;
+  unsigned e = options.entries;
   if (!lookup("lossc_get_meta", f.getMeta) || !lookup("lossc_status_message", f.statusMessage) ||
-      !lookup("lossc_forward_f32", f.forwardF32) || !lookup("lossc_forward_f64", f.forwardF64) ||
-      !lookup("lossc_forward_backward_f32", f.forwardBackwardF32) ||
-      !lookup("lossc_forward_backward_f64", f.forwardBackwardF64))
+      ((e & kForwardF32) && !lookup("lossc_forward_f32", f.forwardF32)) ||
+      ((e & kForwardF64) && !lookup("lossc_forward_f64", f.forwardF64)) ||
+      ((e & kForwardBackwardF32) && !lookup("lossc_forward_backward_f32", f.forwardBackwardF32)) ||
+      ((e & kForwardBackwardF64) && !lookup("lossc_forward_backward_f64", f.forwardBackwardF64)))
     return nullptr;
   loss->jit_ = std::move(*jit);
   return loss;

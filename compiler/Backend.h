@@ -30,8 +30,14 @@ struct BackendModule {
   ~BackendModule();
 };
 
+struct BuildOptions {
+  bool optimize = true;
+  unsigned entries = 15; // EntryMask of Codegen.h: which kernel entry points to define
+  bool quick = false;    // O1 and a faster instruction selection: compile time over speed
+};
+
 // Kernels, LLVM module, O3, confinement. Errors go to fe.diags; returns null on failure.
-std::unique_ptr<BackendModule> buildModule(Frontend &fe, bool optimize = true);
+std::unique_ptr<BackendModule> buildModule(Frontend &fe, const BuildOptions &options = {});
 
 // The ABI's functions, as one compiled loss provides them.
 using LossFunctions = rt::Functions;
@@ -42,8 +48,9 @@ public:
   ~JitLoss();
   const LossFunctions &functions() const { return fns_; }
 
-  // Compiles the front end's loss; null (with diagnostics in fe.diags) on failure.
-  static std::unique_ptr<JitLoss> compile(Frontend &fe);
+  // Compiles the front end's loss; null (with diagnostics in fe.diags) on failure. Entry
+  // points left out by `options.entries` are null in functions().
+  static std::unique_ptr<JitLoss> compile(Frontend &fe, const BuildOptions &options = {});
 
 private:
   JitLoss() = default;

@@ -1023,8 +1023,9 @@ bool ModuleEmitter::emitAll(const KernelPair &kernels, const ModuleInfo &info) {
       {&grad, false, true, "lossc_forward_backward_f32"},
       {&grad, true, true, "lossc_forward_backward_f64"},
   };
-  for (const Entry &e : entries)
-    if (!emitEntry(e)) return false;
+  const unsigned bits[] = {kForwardF32, kForwardF64, kForwardBackwardF32, kForwardBackwardF64};
+  for (int k = 0; k < 4; ++k)
+    if ((info.entries & bits[k]) && !emitEntry(entries[k])) return false;
   return true;
 }
 
@@ -1048,7 +1049,7 @@ std::unique_ptr<Module> emitLossModule(LLVMContext &ctx, const LossIr &ir,
   return m;
 }
 
-void optimizeModule(Module &m, TargetMachine &tm) {
+void optimizeModule(Module &m, TargetMachine &tm, bool quick) {
   Triple triple(m.getTargetTriple());
   auto tlii = std::make_unique<TargetLibraryInfoImpl>(triple);
   bool avx2 = tm.getTargetFeatureString().contains("+avx2");
@@ -1079,7 +1080,8 @@ void optimizeModule(Module &m, TargetMachine &tm) {
   pb.registerFunctionAnalyses(fam);
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
-  ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(OptimizationLevel::O3);
+  ModulePassManager mpm =
+      pb.buildPerModuleDefaultPipeline(quick ? OptimizationLevel::O1 : OptimizationLevel::O3);
   mpm.run(m, mam);
 }
 

@@ -30,8 +30,19 @@ namespace lossc {
 // objects. Returns null and sets `error` if LLVM has no target for the host.
 std::unique_ptr<llvm::TargetMachine> createHostTargetMachine(std::string &error);
 
+// Which of the ABI's kernel entry points a module defines (all of them for a shared object; a
+// screening JIT needs only the forward+backward ones).
+enum EntryMask : unsigned {
+  kForwardF32 = 1,
+  kForwardF64 = 2,
+  kForwardBackwardF32 = 4,
+  kForwardBackwardF64 = 8,
+  kAllEntries = 15,
+};
+
 struct ModuleInfo {
   std::string sourceSha256; // hex digest of the .loss text
+  unsigned entries = kAllEntries;
 };
 
 // Builds the module. Reports a located diagnostic and returns null for what the code
@@ -40,8 +51,9 @@ std::unique_ptr<llvm::Module> emitLossModule(llvm::LLVMContext &ctx, const LossI
                                              const KernelPair &kernels, const ModuleInfo &info,
                                              llvm::TargetMachine &tm, DiagEngine &diags);
 
-// The O3 pipeline with the host's libmvec vector functions.
-void optimizeModule(llvm::Module &m, llvm::TargetMachine &tm);
+// The O3 pipeline with the host's libmvec vector functions; `quick`: the O1 pipeline, for
+// kernels that are compiled to be run a few times (screening), where compile time dominates.
+void optimizeModule(llvm::Module &m, llvm::TargetMachine &tm, bool quick = false);
 
 // The confinement check of generated code: calls only to the allow-listed math functions,
 // intrinsics and malloc/free (the scratch block of sort), no inline assembly, no indirect calls, and no memory access but through the

@@ -1,7 +1,9 @@
 // The lossc command line: parses options (Boost.Program_options), runs the pipeline, prints
 // the requested stage or report. Exit status: 0 success, 1 errors in the input, 2 usage errors.
 #include <boost/program_options.hpp>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 #include "Check.h"
 #include "Eval.h"
 #include "Json.h"
+#include "Plot.h"
 #include "Screen.h"
 #include <optional>
 #include "Parse.h"
@@ -31,6 +34,8 @@ const char kUsage[] =
     "       lossc check FILE.loss [--json]     static checks and differentiability report\n"
     "       lossc eval FILE.loss --inputs IN.csv [--param k=v]...\n"
     "                                          run the kernel: per-example loss and gradients\n"
+    "       lossc plot A.loss [B.loss ...] -o OUT.svg [--param k=v]... [--range LO:HI]\n"
+    "                                          loss and gradient against the margin rho\n"
     "       lossc reference                    print the language reference (for LLM prompts)\n"
     "\n"
     "Diagnostics go to stderr as `file:line:col: error[E0301]: message`, or as JSON with\n"
@@ -74,7 +79,8 @@ int main(int argc, char **argv) {
        "eval: a CSV file, one column per input (header: the input names)")
       ("param", po::value<std::vector<std::string>>()->composing(),
        "eval: set a parameter, NAME=VALUE")
-      ("f32", "eval: run the float kernel (default: double)");
+      ("f32", "eval: run the float kernel (default: double)")
+      ("range", po::value<std::string>(), "plot: the margins drawn, LO:HI (default -60:60)");
   // clang-format on
   po::options_description hidden;
   hidden.add_options()("args", po::value<std::vector<std::string>>(), "command and file");
@@ -103,7 +109,8 @@ int main(int argc, char **argv) {
   std::vector<std::string> args;
   if (vm.count("args")) args = vm["args"].as<std::vector<std::string>>();
   std::string command;
-  if (!args.empty() && (args[0] == "check" || args[0] == "reference" || args[0] == "eval")) {
+  if (!args.empty() && (args[0] == "check" || args[0] == "reference" || args[0] == "eval" ||
+                        args[0] == "plot")) {
     command = args[0];
     args.erase(args.begin());
   }
@@ -117,6 +124,75 @@ int main(int argc, char **argv) {
   if (format != "text" && format != "json")
     return usageError("--diagnostics-format must be text or json, not '" + format + "'");
   bool json = format == "json";
+  if (command == "plot") {
+    if (args.empty()) return usageError("plot needs at least one .loss file");
+    if (!vm.count("output")) return usageError("plot needs -o OUT.svg");
+    double lo = -60, hi = 60;
+    if (vm.count("range")) {
+      std::string r = vm["range"].as<std::string>();
+      size_t colon = r.find(':');
+      char *end1 = nullptr, *end2 = nullptr;
+      if (colon != std::string::npos) {
+        lo = std::strtod(r.substr(0, colon).c_str(), &end1);
+        hi = std::strtod(r.substr(colon + 1).c_str(), &end2);
+      }
+      if (colon == std::string::npos || !end1 || *end1 || !end2 || *end2 || !(lo < hi) ||
+          !std::isfinite(lo) || !std::isfinite(hi))
+        return usageError("--range takes LO:HI with LO < HI, got '" + r + "'");
+    }
+    std::vector<std::pair<std::string, double>> params;
+    if (vm.count("param"))
+      for (const std::string &kv : vm["param"].as<std::vector<std::string>>()) {
+        size_t eq = kv.find('=');
+        char *end = nullptr;
+        double v = eq == std::string::npos ? 0 : std::strtod(kv.c_str() + eq + 1, &end);
+        if (eq == std::string::npos || !end || *end || end == kv.c_str() + eq + 1)
+          return usageError("--param takes NAME=VALUE, got '" + kv + "'");
+        params.push_back({kv.substr(0, eq), v});
+      }
+    lossc::FrontendOptions options;
+    if (vm.count("import-path"))
+      options.importPaths = vm["import-path"].as<std::vector<std::string>>();
+    if (vm.count("stdlib")) options.stdlibDir = vm["stdlib"].as<std::string>();
+    std::vector<double> rho;
+    for (int i = 0; i <= 1200; ++i)
+      rho.push_back(lo + (hi - lo) * i / 1200);
+    std::vector<lossc::PlotSeries> series;
+    bool failed = false;
+    for (const std::string &file : args) {
+      std::unique_ptr<lossc::Frontend> fe = lossc::runFrontend(file, options);
+      lossc::MarginSamples samples;
+      std::string error;
+      if (!fe->ok() || !lossc::sampleMargin(*fe, rho, params, samples, error)) {
+        printDiagnostics(*fe, json);
+        if (!error.empty() && fe->ok()) std::cerr << "lossc: error: " << file << ": " << error << "\n";
+        failed = true;
+        continue;
+      }
+      std::string label = fe->ir->name;
+      for (const lossc::IrParam &p : fe->ir->params) {
+        double v = p.defaultValue;
+        for (const auto &[name, value] : params)
+          if (name == p.name) v = value;
+        label += (&p == &fe->ir->params.front() ? " (" : ", ") + p.name + " " + lossc::formatNumber(v);
+      }
+      if (!fe->ir->params.empty()) label += ")";
+      series.push_back({label, std::move(samples.value), std::move(samples.slope)});
+    }
+    if (failed) return kExitInputError;
+    std::string svg = lossc::renderPlotSvg("loss and gradient against the margin", rho, series);
+    std::string out = vm["output"].as<std::string>();
+    std::string tmp = out + ".tmp";
+    FILE *f = std::fopen(tmp.c_str(), "wb");
+    if (!f || std::fwrite(svg.data(), 1, svg.size(), f) != svg.size() || std::fclose(f) != 0 ||
+        std::rename(tmp.c_str(), out.c_str()) != 0) {
+      std::remove(tmp.c_str());
+      std::cerr << "lossc: error: cannot write '" << out << "'\n";
+      return kExitInputError;
+    }
+    return kExitOk;
+  }
+
   if (args.empty()) return usageError("no input file");
   if (args.size() > 1)
     return usageError("one input file at a time, got " + std::to_string(args.size()));

@@ -19,12 +19,22 @@
 #include <tuple>
 
 #include "Backend.h"
+#include "Codegen.h"
 #include "Pipeline.h"
 #include "lossc/sha256.h"
 
 namespace lossc {
 
 namespace {
+
+// Screening runs the forward+backward kernels a few thousand times: compile time dominates, so
+// they are built alone and quickly (O1). f32 keeps its own code (the inline exp and log1p).
+BuildOptions screeningBuild() {
+  BuildOptions b;
+  b.entries = kForwardBackwardF32 | kForwardBackwardF64;
+  b.quick = true;
+  return b;
+}
 
 // How a margin becomes the loss's inputs.
 struct Layout {
@@ -57,8 +67,9 @@ struct Curve {
 
 class Evaluator {
 public:
-  Evaluator(const LossFunctions &f, const LossIr &ir, Layout layout, double base)
-      : f_(f), ir_(ir), l_(std::move(layout)), base_(base) {}
+  Evaluator(const LossFunctions &f, const LossIr &ir, Layout layout, double base,
+            std::vector<double> params = {})
+      : f_(f), ir_(ir), l_(std::move(layout)), base_(base), params_(std::move(params)) {}
 
   template <class T> Curve at(const std::vector<double> &rho) const {
     Curve c;
@@ -110,19 +121,22 @@ private:
     if (l_.rejected >= 0) grads[l_.rejected] = gl.data();
     int32_t status;
     if constexpr (sizeof(T) == 8)
-      status = f_.forwardBackwardF64(m, ptrs.data(), nullptr, nullptr, out.data(), grads.data());
+      status = f_.forwardBackwardF64(m, ptrs.data(), params(), nullptr, out.data(), grads.data());
     else
-      status = f_.forwardBackwardF32(m, ptrs.data(), nullptr, nullptr, out.data(), grads.data());
+      status = f_.forwardBackwardF32(m, ptrs.data(), params(), nullptr, out.data(), grads.data());
     if (status) throw std::runtime_error(f_.statusMessage(status));
     c.value.assign(out.begin(), out.end());
     c.gw.assign(gw.begin(), gw.end());
     c.gl.assign(gl.begin(), gl.end());
   }
 
+  const double *params() const { return params_.empty() ? nullptr : params_.data(); }
+
   const LossFunctions &f_;
   const LossIr &ir_;
   Layout l_;
   double base_;
+  std::vector<double> params_;
 };
 
 std::string num(double v) {
@@ -393,7 +407,7 @@ std::vector<Fingerprint> knownFingerprints(const ScreenOptions &options, const s
       fo.stdlibDir = stdlib;
       auto fe = runFrontend(file, fo);
       if (!fe->ok()) continue;
-      auto jit = JitLoss::compile(*fe);
+      auto jit = JitLoss::compile(*fe, screeningBuild());
       if (!jit) continue;
       Fingerprint fp{sha256Hex(fe->sources.text(1)), fe->ir->name, "catalogue",
                      signatureOf(*fe->ir), fingerprintOf(jit->functions(), *fe->ir, layoutOf(*fe->ir))};
@@ -408,6 +422,45 @@ std::vector<Fingerprint> knownFingerprints(const ScreenOptions &options, const s
 }
 
 } // namespace
+
+bool sampleMargin(Frontend &fe, const std::vector<double> &rho,
+                  const std::vector<std::pair<std::string, double>> &params, MarginSamples &out,
+                  std::string &error) {
+  if (!fe.ok()) {
+    error = "the loss has errors";
+    return false;
+  }
+  const LossIr &ir = *fe.ir;
+  Layout layout = layoutOf(ir);
+  if (layout.chosen < 0) {
+    error = "the loss has no differentiable per-example input";
+    return false;
+  }
+  std::vector<double> values;
+  for (const IrParam &p : ir.params)
+    values.push_back(p.defaultValue);
+  for (const auto &[name, v] : params)
+    for (size_t k = 0; k < ir.params.size(); ++k)
+      if (ir.params[k].name == name) values[k] = v;
+  std::unique_ptr<JitLoss> jit = JitLoss::compile(fe, screeningBuild());
+  if (!jit) {
+    error = "the loss did not compile";
+    return false;
+  }
+  double range = 0;
+  for (double r : rho)
+    range = std::max(range, std::fabs(r));
+  Evaluator eval(jit->functions(), ir, layout, layout.referenceFree ? -(range + 1) : 0, values);
+  try {
+    Curve c = eval.at<double>(rho);
+    out.value = std::move(c.value);
+    out.slope = std::move(c.gw);
+  } catch (const std::exception &e) {
+    error = e.what();
+    return false;
+  }
+  return true;
+}
 
 std::string defaultCacheDir() {
   if (const char *d = std::getenv("LOSSC_CACHE_DIR"); d && *d) return d;
@@ -429,7 +482,7 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
     r.notRun = "the loss has no differentiable per-example input";
     return r;
   }
-  std::unique_ptr<JitLoss> jit = JitLoss::compile(fe);
+  std::unique_ptr<JitLoss> jit = JitLoss::compile(fe, screeningBuild());
   if (!jit) {
     r.notRun = "the loss did not compile";
     return r;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lossc {
@@ -65,6 +66,15 @@ struct ScreenOptions {
 
 // Runs the battery on a checked front end (fe.ok()). Never throws for a bad loss.
 ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options);
+
+// The loss and dL/drho along the margin path at the given margins, with parameters set by name
+// (others at their defaults): what `lossc plot` draws. False with `error` set on failure.
+struct MarginSamples {
+  std::vector<double> value, slope;
+};
+bool sampleMargin(Frontend &fe, const std::vector<double> &rho,
+                  const std::vector<std::pair<std::string, double>> &params, MarginSamples &out,
+                  std::string &error);
 
 // The default cache directory: $LOSSC_CACHE_DIR, else $XDG_CACHE_HOME/lossc, else ~/.cache/lossc.
 std::string defaultCacheDir();

@@ -73,6 +73,15 @@ expect 2 'NAME=VALUE' -- eval "$src/stdlib/dpo.loss" --inputs "$tmp/in.csv" --pa
 expect 1 'outside its declared range' -- eval "$src/stdlib/dpo.loss" --inputs "$tmp/in.csv" --param beta=-1
 expect 2 'needs --inputs' -- eval "$src/stdlib/dpo.loss"
 
+# plot: an SVG with one curve per loss in each panel, written atomically.
+expect 0 '' -- plot "$src/stdlib/dpo.loss" "$src/stdlib/lrml.loss" --param beta=0.05 --range -8:8 -o "$tmp/p.svg"
+if [ "$(grep -c '<path d=' "$tmp/p.svg")" = 4 ] && grep -q 'lrml (beta 0.05, tau 0.05)' "$tmp/p.svg" &&
+   [ ! -e "$tmp/p.svg.tmp" ]; then passed=$((passed + 1)); else
+  echo "FAIL: plot did not draw 2 losses x 2 panels"; failed=$((failed + 1)); fi
+expect 2 'plot needs -o OUT.svg' -- plot "$src/stdlib/dpo.loss"
+expect 2 '--range takes LO:HI' -- plot "$src/stdlib/dpo.loss" --range 5:1 -o "$tmp/q.svg"
+expect 1 'error\[E0301\]' -- plot "$src/tests/golden/scalar_return.loss" -o "$tmp/q.svg"
+
 # A megabyte of '(' ends in a located error, quickly.
 head -c 1048576 /dev/zero | tr '\0' '(' > "$tmp/deep.loss"
 start=$(date +%s%N)
