@@ -36,7 +36,7 @@ void renderScreenText(const ScreenReport &s, std::string &out) {
   out += "    bounded below: " + std::string(s.boundedBelow ? "yes" : "no") + " (lowest " +
          number(s.lowest) + "; at beta*rho = -2000: " + number(s.valueAtMinusInf) +
          ", at +2000: " + number(s.valueAtPlusInf) + ")\n";
-  out += "    gradient check against finite differences: max relative error " +
+  out += "    gradient check against finite differences: max relative error beyond rounding " +
          number(s.gradientCheckError) + "\n";
   out += "    learning probe: held-out accuracy " + number(100 * s.probe.accuracyBefore) + "% -> " +
          number(100 * s.probe.accuracyAfter) + "%, margin " + number(s.probe.marginBefore) + " -> " +
