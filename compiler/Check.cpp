@@ -103,6 +103,7 @@ void renderScreenJson(const ScreenReport &s, JsonWriter &w) {
       .field("margin_after", s.probe.marginAfter)
       .field("chosen_shift", s.probe.chosenShift)
       .field("diverges", s.probe.diverges)
+      .field("chosen_falls", s.probe.chosenFalls)
       .field("finite", s.probe.finite)
       .endObject();
   w.key("equivalent_to").beginArray();

@@ -294,6 +294,7 @@ ProbeResult probe(const LossFunctions &f, const LossIr &ir, const Layout &layout
   r.chosenShift = chosenMean() - chosen0;
   // Still growing linearly at the end (a bounded loss's margin levels off), and large.
   r.diverges = r.finite && r.marginAfter > 1.6 * marginMid && r.marginAfter * beta > 5;
+  r.chosenFalls = r.finite && r.chosenShift < -1;
   return r;
 }
 
@@ -721,6 +722,12 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
           "a linear policy trained with this loss on a synthetic preference set with label "
           "noise reaches " + num(100 * r.probe.accuracyAfter) +
               "% held-out accuracy (from 50%): it does not learn the preference");
+    if (r.probe.chosenFalls)
+      add(r, ScreenFinding::Warning, "probe-chosen-falls",
+          "on the synthetic preference set the chosen completions' log-probability falls by " +
+              num(-r.probe.chosenShift) +
+              " on average: the margin is won by pushing both completions down (the policy "
+              "moves away from the data)");
     if (r.probe.diverges)
       add(r, ScreenFinding::Warning, "probe-diverges",
           "on the synthetic preference set the margin keeps growing (" +

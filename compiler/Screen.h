@@ -34,6 +34,7 @@ struct ProbeResult {
   double marginBefore = 0, marginAfter = 0;     // mean rho on the training pairs
   double chosenShift = 0;                        // mean change of the chosen log-probability
   bool diverges = false;                         // the margin still grows fast at the end
+  bool chosenFalls = false;                      // the chosen log-probability falls (> 1 nat)
   bool finite = true;                            // no NaN or Inf in any step
 };
 

@@ -55,6 +55,7 @@ expect 0 'non-smooth operations' -- check "$src/stdlib/aot.loss"
 expect 0 '"schema":"lossc.check/2","passed":true' -- check --json "$src/stdlib/lrml.loss"
 expect 0 'a local minimum at rho = -2.3714 ' -- check "$src/stdlib/lrml.loss"
 expect 0 'warning\[equivalent\]: this loss trains like dpo of the stdlib: its gradient is 3 times' -- check "$src/examples/dpo_times_three.loss"
+expect 1 'error\[E0301\]' -- check "$src/tests/golden/scalar_return.loss"
 expect 1 'error\[nan-value\]: the value is NaN in f64 for rho >= 7097' -- check "$src/examples/unstable_hand_sigmoid.loss"
 if "$lossc" check --static-only "$src/stdlib/dpo.loss" | grep -q 'numeric screening'; then
   echo "FAIL: check --static-only ran the numeric screening"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
