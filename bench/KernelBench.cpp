@@ -186,7 +186,7 @@ void compile() {
 
 void check() {
   std::printf("\n### lossc check: front end + numeric screening battery (ms, median of 5)\n\n");
-  std::printf("| loss | check | of which the JIT |\n|---|---|---|\n");
+  std::printf("| loss | check | JIT of all four entry points at O3 (for comparison) |\n|---|---|---|\n");
   ScreenOptions options;
   options.cacheDir = std::filesystem::temp_directory_path() / "lossc_bench_cache";
   options.stdlibDir = stdlib();

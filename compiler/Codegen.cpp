@@ -91,6 +91,7 @@ private:
     Value *goutIndex = nullptr;     // the index to read gout at
     std::vector<Value *> perm;      // per sort slot: i64 p, sorted position -> example
     std::vector<Value *> permInv;   // per sort slot: i64 p^-1, example -> sorted position
+    std::vector<Value *> sorted;    // per sort slot: the operand's values in sorted order
     std::vector<Value *> cache;     // per instruction
   };
 
@@ -165,7 +166,7 @@ private:
   std::vector<ValueId> sortSlots_; // the operands x of Sort(x) / Unsort(x, g)
   Value *scratch_ = nullptr;       // malloc'd in the entry when there are sort slots
   Value *keysA_ = nullptr, *keysB_ = nullptr;
-  std::vector<Value *> perm_, permInv_;
+  std::vector<Value *> perm_, permInv_, sorted_;
   Function *argsort_[2] = {nullptr, nullptr}; // f32, f64
   size_t slotOf(ValueId x) const {
     return std::find(sortSlots_.begin(), sortSlots_.end(), x) - sortSlots_.begin();
@@ -331,14 +332,14 @@ Value *ModuleEmitter::elem(ValueId id, LoopCtx &c) {
   case Op::Input: v = loadInput(c.inputPtrs[inst.index], c.i); break;
   case Op::Index: v = b_.CreateUIToFP(c.i, realTy()); break;
   case Op::GradOut: v = c.goutPtr ? loadInput(c.goutPtr, c.goutIndex) : realConst(1); break;
-  // sort(x)_i = x_p(i);  unsort(x, g)_j = g_p^-1(j)  (p: the stable argsort of x)
-  case Op::Sort:
+  // sort(x)_i = x_p(i), read from the slot's sorted values;  unsort(x, g)_j = g_p^-1(j), g
+  // evaluated at the permuted index  (p: the stable argsort of x)
+  case Op::Sort: v = loadInput(c.sorted[slotOf(inst.operands[0])], c.i); break;
   case Op::Unsort: {
-    size_t slot = slotOf(inst.operands[0]);
-    Value *table = inst.op == Op::Sort ? c.perm[slot] : c.permInv[slot];
+    Value *table = c.permInv[slotOf(inst.operands[0])];
     Value *j = b_.CreateLoad(b_.getInt64Ty(), b_.CreateInBoundsGEP(b_.getInt64Ty(), table, c.i));
     LoopCtx there = at(c, j);
-    v = elem(inst.operands[inst.op == Op::Sort ? 0 : 1], there);
+    v = elem(inst.operands[1], there);
     break;
   }
   default: {
@@ -362,8 +363,8 @@ Function *ModuleEmitter::emitFinalLoop(const Entry &e, bool guarded, bool goutNu
   for (size_t k = 0; k < nIn; ++k)
     params.push_back(b_.getPtrTy()); // inputs
   params.push_back(b_.getPtrTy());   // gout
-  for (size_t s = 0; s < 2 * sortSlots_.size(); ++s)
-    params.push_back(b_.getPtrTy()); // perm, permInv
+  for (size_t s = 0; s < 3 * sortSlots_.size(); ++s)
+    params.push_back(b_.getPtrTy()); // perm, permInv, sorted
   for (ValueId s : scalarArgs)
     params.push_back(k_->insts[s].type.isBool() ? b_.getInt1Ty() : realTy());
   params.push_back(b_.getPtrTy()); // out
@@ -399,6 +400,7 @@ Function *ModuleEmitter::emitFinalLoop(const Entry &e, bool guarded, bool goutNu
   for (size_t s = 0; s < sortSlots_.size(); ++s) {
     c.perm.push_back(f->getArg(a++));
     c.permInv.push_back(f->getArg(a++));
+    c.sorted.push_back(f->getArg(a++));
   }
   std::vector<Value *> saved = scalar_;
   for (ValueId s : scalarArgs)
@@ -601,6 +603,7 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
   proto.goutPtr = gout;
   proto.perm = perm_;
   proto.permInv = permInv_;
+  proto.sorted = sorted_;
   for (int level = 0; level < finalLevel; ++level) {
     computeScalars(level);
     emitSortsAt(level, proto, n);
@@ -636,6 +639,7 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
     c.goutIndex = i;
     c.perm = perm_;
     c.permInv = permInv_;
+    c.sorted = sorted_;
     logistic_.clear();
     for (size_t r = 0; r < reductions.size(); ++r) {
       const Inst &inst = k_->insts[reductions[r]];
@@ -696,7 +700,7 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
       args.push_back(inputPtrs[k]);
     args.push_back(gout ? gout : ConstantPointerNull::get(b_.getPtrTy()));
     for (size_t s = 0; s < sortSlots_.size(); ++s)
-      args.push_back(perm_[s]), args.push_back(permInv_[s]);
+      args.push_back(perm_[s]), args.push_back(permInv_[s]), args.push_back(sorted_[s]);
     for (ValueId s : scalarArgs)
       args.push_back(scalar_[s]);
     args.push_back(out);
@@ -763,6 +767,7 @@ void ModuleEmitter::collectSortSlots() {
   scratch_ = keysA_ = keysB_ = nullptr;
   perm_.clear();
   permInv_.clear();
+  sorted_.clear();
 }
 
 // One malloc'd block of n i64 words per buffer: the radix sort's two key buffers, then p and
@@ -770,7 +775,7 @@ void ModuleEmitter::collectSortSlots() {
 // allocation, is status 4; every later return frees the block.
 bool ModuleEmitter::allocateScratch(Function *f, Value *n) {
   llvm::Type *i64 = b_.getInt64Ty(), *ptr = b_.getPtrTy();
-  uint64_t words = 2 + 2 * sortSlots_.size();
+  uint64_t words = 2 + 3 * sortSlots_.size();
   BasicBlock *alloc = BasicBlock::Create(ctx_, "scratch.alloc", f);
   BasicBlock *fail = BasicBlock::Create(ctx_, "scratch.fail", f);
   BasicBlock *ok = BasicBlock::Create(ctx_, "scratch.ok", f);
@@ -788,8 +793,9 @@ bool ModuleEmitter::allocateScratch(Function *f, Value *n) {
   keysA_ = part(0);
   keysB_ = part(1);
   for (size_t s = 0; s < sortSlots_.size(); ++s) {
-    perm_.push_back(part(2 + 2 * s));
-    permInv_.push_back(part(3 + 2 * s));
+    perm_.push_back(part(2 + 3 * s));
+    permInv_.push_back(part(3 + 3 * s));
+    sorted_.push_back(part(4 + 3 * s));
   }
   return true;
 }
@@ -842,27 +848,27 @@ void ModuleEmitter::emitSortsAt(int level, const LoopCtx &proto, Value *n) {
       b_.CreateStore(key, b_.CreateInBoundsGEP(b_.getInt64Ty(), keysA_, i));
     });
     logistic_.clear();
-    b_.CreateCall(argsortFunction(), {n, keysA_, keysB_, perm_[s], permInv_[s]});
+    b_.CreateCall(argsortFunction(), {n, keysA_, keysB_, perm_[s], permInv_[s], sorted_[s]});
   }
 }
 
-// argsort(n, keys, spare, p, pinv): p = the stable argsort of the n unsigned keys (a least
+// argsort(n, keys, spare, p, pinv, sorted): p = the stable argsort of the n unsigned keys (a least
 // significant digit first radix sort, 8 bits a pass, 4 passes for f32 keys and 8 for f64,
 // skipping passes whose digit is the same for every key), pinv = p^-1. keys and spare are
-// clobbered; p and pinv double as the index buffers of the passes.
+// clobbered; p and pinv double as the index buffers of the passes; sorted = the values in order.
 Function *ModuleEmitter::argsortFunction() {
   Function *&fn = argsort_[f64_];
   if (fn) return fn;
   llvm::Type *i64 = b_.getInt64Ty(), *ptr = b_.getPtrTy();
-  fn = Function::Create(FunctionType::get(b_.getVoidTy(), {i64, ptr, ptr, ptr, ptr}, false),
+  fn = Function::Create(FunctionType::get(b_.getVoidTy(), {i64, ptr, ptr, ptr, ptr, ptr}, false),
                         GlobalValue::InternalLinkage, f64_ ? "lossc.argsort.f64" : "lossc.argsort.f32",
                         m_);
-  for (unsigned a = 1; a < 5; ++a)
+  for (unsigned a = 1; a < 6; ++a)
     fn->addParamAttr(a, Attribute::NoAlias);
   IRBuilderBase::InsertPointGuard guard(b_);
   b_.SetInsertPoint(BasicBlock::Create(ctx_, "entry", fn));
   Value *n = fn->getArg(0), *keys = fn->getArg(1), *spare = fn->getArg(2), *p = fn->getArg(3),
-        *pinv = fn->getArg(4);
+        *pinv = fn->getArg(4), *sorted = fn->getArg(5);
   const unsigned digits = f64_ ? 8 : 4;
   ArrayType *histTy = ArrayType::get(i64, digits * 256);
   Value *hist = b_.CreateAlloca(histTy);
@@ -930,6 +936,21 @@ Function *ModuleEmitter::argsortFunction() {
     Value *nsK = merge(srcK, dstK), *ndK = merge(dstK, srcK);
     Value *nsI = merge(srcI, dstI), *ndI = merge(dstI, srcI);
     srcK = nsK, dstK = ndK, srcI = nsI, dstI = ndI;
+  }
+  // The sorted keys back to values (the key mapping inverted: a set top bit marks a number that
+  // was positive), read in order by every sort(x)_i.
+  {
+    unsigned bits = f64_ ? 64 : 32;
+    llvm::Type *intTy = b_.getIntNTy(bits);
+    Value *sortedKeys = srcK;
+    emitLoop(b_, n, [&](Value *i) {
+      Value *k = b_.CreateTrunc(b_.CreateLoad(i64, slot(sortedKeys, i)), intTy);
+      Value *wasPositive = b_.CreateICmpSLT(k, ConstantInt::get(intTy, 0));
+      Value *u = b_.CreateSelect(wasPositive,
+                                 b_.CreateXor(k, ConstantInt::get(intTy, APInt::getSignMask(bits))),
+                                 b_.CreateNot(k));
+      b_.CreateStore(b_.CreateBitCast(u, realTy()), b_.CreateInBoundsGEP(realTy(), sorted, i));
+    });
   }
   // The sorted order ended in p or in pinv: bring it to p, then invert it into pinv.
   BasicBlock *copy = BasicBlock::Create(ctx_, "copy", fn);

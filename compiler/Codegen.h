@@ -6,8 +6,8 @@
 // ranges), then one loop over the batch per level of batch reductions (each loop recomputes
 // the elementwise values it needs from the inputs, so no temporary buffers exist), then the
 // final loop writing the loss and the gradients. A loss with sort mallocs one scratch block
-// (the stable argsort of each sorted operand and its inverse) and reads sorted values by
-// gathering through the permutation. The module is optimised at O3 with libmvec's
+// (per sorted operand: its stable argsort, the inverse, and the values in sorted order); sort(x)
+// reads the sorted values, and the gradient's unsort gathers through the inverse permutation. The module is optimised at O3 with libmvec's
 // vector math, and verified to be confined before anything runs or is written.
 #pragma once
 
