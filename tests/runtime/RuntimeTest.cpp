@@ -20,13 +20,16 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string stdlib() { return LOSSC_SOURCE_DIR "/stdlib"; }
+// A directory of this run's objects, removed at exit.
 std::string scratch() {
-  static std::string dir = [] {
-    fs::path p = fs::temp_directory_path() / ("lossc_runtime_test." + std::to_string(getpid()));
-    fs::create_directories(p);
-    return p.string();
-  }();
-  return dir;
+  static struct Dir {
+    std::string path = (fs::temp_directory_path() /
+                        ("lossc_runtime_test." + std::to_string(getpid())))
+                           .string();
+    Dir() { fs::create_directories(path); }
+    ~Dir() { fs::remove_all(path); }
+  } dir;
+  return dir.path;
 }
 
 // Compiles stdlib/NAME.loss to a shared object in the scratch directory.

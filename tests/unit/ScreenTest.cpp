@@ -15,14 +15,18 @@ namespace {
 
 // One cache per test run, so that "seen before" starts empty and the catalogue is fingerprinted
 // from this tree's stdlib.
+struct ScratchDir {
+  std::string path = (std::filesystem::temp_directory_path() /
+                      ("lossc_screen_test." + std::to_string(getpid())))
+                         .string();
+  ScratchDir() { std::filesystem::remove_all(path); }
+  ~ScratchDir() { std::filesystem::remove_all(path); }
+};
+
 ScreenOptions options() {
-  static std::string dir = [] {
-    auto p = std::filesystem::temp_directory_path() / ("lossc_screen_test." + std::to_string(getpid()));
-    std::filesystem::remove_all(p);
-    return p.string();
-  }();
+  static ScratchDir dir;
   ScreenOptions o;
-  o.cacheDir = dir;
+  o.cacheDir = dir.path;
   o.stdlibDir = test::stdlibDir();
   o.remember = false;
   return o;
