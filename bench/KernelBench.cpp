@@ -30,7 +30,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string stdlib() { return LOSSC_SOURCE_DIR "/stdlib"; }
+std::string stdlib() {
+  return LOSSC_SOURCE_DIR "/stdlib";
+}
 
 double medianMs(int reps, const std::function<void()> &f) {
   std::vector<double> t;
@@ -43,7 +45,9 @@ double medianMs(int reps, const std::function<void()> &f) {
   return t[t.size() / 2];
 }
 
-int repsFor(int64_t n) { return n <= 100000 ? 50 : n <= 1000000 ? 11 : 5; }
+int repsFor(int64_t n) {
+  return n <= 100000 ? 50 : n <= 1000000 ? 11 : 5;
+}
 
 // The inputs of one size, as f32 vectors and as torch tensors sharing nothing with them.
 struct Batch {
@@ -58,8 +62,8 @@ Batch makeBatch(const ref::Entry &e, int64_t n) {
   size_t k = ref::inputNames(e.inputs).size();
   for (size_t j = 0; j < k; ++j) {
     bool length = ref::inputNames(e.inputs)[j].find("lengths") != std::string::npos;
-    torch::Tensor t = length ? torch::randint(1, 200, {n}).to(torch::kFloat32)
-                             : torch::rand({n}) * -50 - 5;
+    torch::Tensor t =
+        length ? torch::randint(1, 200, {n}).to(torch::kFloat32) : torch::rand({n}) * -50 - 5;
     b.columns.emplace_back(t.data_ptr<float>(), t.data_ptr<float>() + n);
     b.tensors.push_back(t);
   }
@@ -74,7 +78,8 @@ double kernelMs(const rt::Loss &loss, const Batch &b, int threads) {
   std::vector<float *> grads(in.size(), nullptr);
   grads[0] = g0.data(), grads[1] = g1.data();
   return medianMs(repsFor(b.n), [&] {
-    loss.forwardBackward<float>(b.n, in.data(), nullptr, nullptr, out.data(), grads.data(), threads);
+    loss.forwardBackward<float>(b.n, in.data(), nullptr, nullptr, out.data(), grads.data(),
+                                threads);
   });
 }
 
@@ -108,7 +113,8 @@ double floorMs(const Batch &b) {
   std::vector<float> o(b.n), g(b.n), h(b.n);
   const auto &c = b.columns;
   return medianMs(repsFor(b.n), [&] {
-    floorLoop(b.n, c[0].data(), c[1].data(), c[2].data(), c[3].data(), o.data(), g.data(), h.data());
+    floorLoop(b.n, c[0].data(), c[1].data(), c[2].data(), c[3].data(), o.data(), g.data(),
+              h.data());
   });
 }
 
@@ -125,8 +131,10 @@ std::shared_ptr<rt::Loss> jit(const std::string &name) {
 }
 
 void kernels() {
-  std::printf("\n### Fused f32 forward+backward vs libtorch eager and the memory floor (1 thread)\n\n");
-  std::printf("| loss | B | kernel ms | ns/example | eager ms | speedup | floor ms | kernel/floor |\n");
+  std::printf(
+      "\n### Fused f32 forward+backward vs libtorch eager and the memory floor (1 thread)\n\n");
+  std::printf(
+      "| loss | B | kernel ms | ns/example | eager ms | speedup | floor ms | kernel/floor |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const char *name : {"dpo", "lrml"}) {
     auto loss = jit(name);
@@ -186,7 +194,8 @@ void compile() {
 
 void check() {
   std::printf("\n### lossc check: front end + numeric screening battery (ms, median of 5)\n\n");
-  std::printf("| loss | check | JIT of all four entry points at O3 (for comparison) |\n|---|---|---|\n");
+  std::printf(
+      "| loss | check | JIT of all four entry points at O3 (for comparison) |\n|---|---|---|\n");
   ScreenOptions options;
   options.cacheDir = std::filesystem::temp_directory_path() / "lossc_bench_cache";
   options.stdlibDir = stdlib();
@@ -220,10 +229,14 @@ int main(int argc, char **argv) {
   std::vector<std::string> what(argv + 1, argv + argc);
   if (what.empty()) what = {"kernels", "catalogue", "compile", "check"};
   for (const std::string &w : what) {
-    if (w == "kernels") kernels();
-    else if (w == "catalogue") catalogue();
-    else if (w == "compile") compile();
-    else if (w == "check") check();
+    if (w == "kernels")
+      kernels();
+    else if (w == "catalogue")
+      catalogue();
+    else if (w == "compile")
+      compile();
+    else if (w == "check")
+      check();
     else {
       std::fprintf(stderr, "usage: lossc_bench [kernels] [catalogue] [compile] [check]\n");
       return 2;

@@ -39,9 +39,9 @@ void renderScreenText(const ScreenReport &s, std::string &out) {
   out += "    gradient check against finite differences: max relative error beyond rounding " +
          number(s.gradientCheckError) + "\n";
   out += "    learning probe: held-out accuracy " + number(100 * s.probe.accuracyBefore) + "% -> " +
-         number(100 * s.probe.accuracyAfter) + "%, margin " + number(s.probe.marginBefore) + " -> " +
-         number(s.probe.marginAfter) + ", chosen log-prob shift " + number(s.probe.chosenShift) +
-         "\n";
+         number(100 * s.probe.accuracyAfter) + "%, margin " + number(s.probe.marginBefore) +
+         " -> " + number(s.probe.marginAfter) + ", chosen log-prob shift " +
+         number(s.probe.chosenShift) + "\n";
   out += "    findings:";
   if (s.findings.empty()) out += " none";
   for (const ScreenFinding &f : s.findings)

@@ -51,8 +51,7 @@ std::unique_ptr<TargetMachine> createHostTargetMachine(std::string &error) {
 namespace {
 
 // Status codes of abi.h.
-constexpr int kStatusOk = 0, kStatusBatch = 1, kStatusParam = 2, kStatusNull = 3,
-              kStatusMemory = 4;
+constexpr int kStatusOk = 0, kStatusBatch = 1, kStatusParam = 2, kStatusNull = 3, kStatusMemory = 4;
 
 // Which loop over the batch a value becomes available in: leaves are at level 0, a reduction
 // one level above its operand, anything else at its operands' highest level.
@@ -123,8 +122,8 @@ private:
   Value *emitOp(const Inst &inst, Value *x, Value *y, Value *z);
   Value *callMath(const char *f32, const char *f64, Value *x);
   struct LogisticTerms {
-    Value *e = nullptr;      // exp(-|x|)
-    Value *log1pE = nullptr; // log1p(exp(-|x|))
+    Value *e = nullptr;        // exp(-|x|)
+    Value *log1pE = nullptr;   // log1p(exp(-|x|))
     Value *recip1pE = nullptr; // 1 / (1 + exp(-|x|)), made by the first sigmoid
   };
   LogisticTerms &logisticTerms(Value *x);
@@ -198,15 +197,14 @@ Value *ModuleEmitter::emitExp(Value *x) {
   auto fma = [&](Value *a, Value *m, Value *add) {
     return b_.CreateIntrinsic(Intrinsic::fma, {b_.getFloatTy()}, {a, m, add});
   };
-  Value *xc = b_.CreateBinaryIntrinsic(Intrinsic::minnum,
-                                       b_.CreateBinaryIntrinsic(Intrinsic::maxnum, x, c(-104.0f)),
-                                       c(89.0f));
+  Value *xc = b_.CreateBinaryIntrinsic(
+      Intrinsic::minnum, b_.CreateBinaryIntrinsic(Intrinsic::maxnum, x, c(-104.0f)), c(89.0f));
   Value *k = b_.CreateUnaryIntrinsic(Intrinsic::rint, b_.CreateFMul(xc, c(1.44269504088896341f)));
   Value *r = fma(b_.CreateFNeg(k), c(0.693359375f), xc);
   r = fma(b_.CreateFNeg(k), c(-2.12194440e-4f), r);
   Value *p = c(1.9875691500e-4f);
-  for (float coeff : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
-                      5.0000001201e-1f})
+  for (float coeff :
+       {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f})
     p = fma(p, r, c(coeff));
   Value *y = fma(b_.CreateFMul(p, r), r, b_.CreateFAdd(r, c(1.0f)));
   Value *ki = b_.CreateFPToSI(k, b_.getInt32Ty());
@@ -241,7 +239,8 @@ Value *ModuleEmitter::emitLog1p(Value *x) {
   Value *t1 = b_.CreateFMul(w, fma(w, c(0.24279078841f), c(0.40000972152f)));
   Value *t2 = b_.CreateFMul(z, fma(w, c(0.28498786688f), c(0.66666662693f)));
   Value *hfsq = b_.CreateFMul(c(0.5f), b_.CreateFMul(f, f));
-  Value *lnM = b_.CreateFSub(f, b_.CreateFSub(hfsq, b_.CreateFMul(s, b_.CreateFAdd(hfsq, b_.CreateFAdd(t1, t2)))));
+  Value *lnM = b_.CreateFSub(
+      f, b_.CreateFSub(hfsq, b_.CreateFMul(s, b_.CreateFAdd(hfsq, b_.CreateFAdd(t1, t2)))));
   Value *low = fma(k, c(9.0580006145e-06f), corr);
   Value *result = fma(k, c(6.9313812256e-01f), b_.CreateFAdd(lnM, low));
   // u = 0: -inf; u < 0: NaN; u = +inf: +inf; NaN: NaN.
@@ -861,8 +860,8 @@ Function *ModuleEmitter::argsortFunction() {
   if (fn) return fn;
   llvm::Type *i64 = b_.getInt64Ty(), *ptr = b_.getPtrTy();
   fn = Function::Create(FunctionType::get(b_.getVoidTy(), {i64, ptr, ptr, ptr, ptr, ptr}, false),
-                        GlobalValue::InternalLinkage, f64_ ? "lossc.argsort.f64" : "lossc.argsort.f32",
-                        m_);
+                        GlobalValue::InternalLinkage,
+                        f64_ ? "lossc.argsort.f64" : "lossc.argsort.f32", m_);
   for (unsigned a = 1; a < 6; ++a)
     fn->addParamAttr(a, Attribute::NoAlias);
   IRBuilderBase::InsertPointGuard guard(b_);
@@ -1146,8 +1145,7 @@ bool allowedPointer(const Value *p, bool isStore) {
   const Value *base = getUnderlyingObject(p, 12);
   if (isa<Argument>(base) || isa<AllocaInst>(base)) return true;
   if (auto *call = dyn_cast<CallBase>(base))
-    if (const Function *callee = call->getCalledFunction())
-      return callee->getName() == "malloc";
+    if (const Function *callee = call->getCalledFunction()) return callee->getName() == "malloc";
   if (auto *g = dyn_cast<GlobalVariable>(base)) return !isStore && g->isConstant();
   if (auto *load = dyn_cast<LoadInst>(base))
     return isa<Argument>(getUnderlyingObject(load->getPointerOperand(), 12));

@@ -12,12 +12,12 @@
 #include "Check.h"
 #include "Eval.h"
 #include "Json.h"
-#include "Plot.h"
-#include "Screen.h"
-#include <optional>
 #include "Parse.h"
 #include "Pipeline.h"
+#include "Plot.h"
+#include "Screen.h"
 #include "Version.h"
+#include <optional>
 
 #include "LanguageReference.inc" // kLanguageReference: docs/language.md
 
@@ -109,8 +109,8 @@ int main(int argc, char **argv) {
   std::vector<std::string> args;
   if (vm.count("args")) args = vm["args"].as<std::vector<std::string>>();
   std::string command;
-  if (!args.empty() && (args[0] == "check" || args[0] == "reference" || args[0] == "eval" ||
-                        args[0] == "plot")) {
+  if (!args.empty() &&
+      (args[0] == "check" || args[0] == "reference" || args[0] == "eval" || args[0] == "plot")) {
     command = args[0];
     args.erase(args.begin());
   }
@@ -165,7 +165,8 @@ int main(int argc, char **argv) {
       std::string error;
       if (!fe->ok() || !lossc::sampleMargin(*fe, rho, params, samples, error)) {
         printDiagnostics(*fe, json);
-        if (!error.empty() && fe->ok()) std::cerr << "lossc: error: " << file << ": " << error << "\n";
+        if (!error.empty() && fe->ok())
+          std::cerr << "lossc: error: " << file << ": " << error << "\n";
         failed = true;
         continue;
       }
@@ -174,7 +175,8 @@ int main(int argc, char **argv) {
         double v = p.defaultValue;
         for (const auto &[name, value] : params)
           if (name == p.name) v = value;
-        label += (&p == &fe->ir->params.front() ? " (" : ", ") + p.name + " " + lossc::formatNumber(v);
+        label +=
+            (&p == &fe->ir->params.front() ? " (" : ", ") + p.name + " " + lossc::formatNumber(v);
       }
       if (!fe->ir->params.empty()) label += ")";
       series.push_back({label, std::move(samples.value), std::move(samples.slope)});

@@ -10,7 +10,8 @@ namespace lossc {
 
 namespace {
 
-const char *kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+const char *kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                         "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
 std::string fmt(double v) {
   char buf[32];
@@ -21,11 +22,16 @@ std::string fmt(double v) {
 std::string escape(const std::string &s) {
   std::string out;
   for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else if (c == '"')
+      out += "&quot;";
+    else
+      out += c;
   }
   return out;
 }
@@ -39,7 +45,7 @@ double niceStep(double span) {
 }
 
 struct Panel {
-  double x0, y0, w, h;        // pixels
+  double x0, y0, w, h; // pixels
   double xmin, xmax, ymin, ymax;
   double px(double x) const { return x0 + (x - xmin) / (xmax - xmin) * w; }
   double py(double y) const { return y0 + h - (y - ymin) / (ymax - ymin) * h; }
@@ -59,8 +65,8 @@ void axes(std::string &svg, const Panel &p, const std::string &ylabel, bool xlab
   for (double y = std::ceil(p.ymin / sy) * sy; y <= p.ymax + 1e-9 * sy; y += sy) {
     svg += "<line x1=\"" + fmt(p.x0) + "\" y1=\"" + fmt(p.py(y)) + "\" x2=\"" + fmt(p.x0 + p.w) +
            "\" y2=\"" + fmt(p.py(y)) + "\" stroke=\"#ddd\"/>\n";
-    svg += "<text x=\"" + fmt(p.x0 - 6) + "\" y=\"" + fmt(p.py(y) + 4) +
-           "\" text-anchor=\"end\">" + fmt(y) + "</text>\n";
+    svg += "<text x=\"" + fmt(p.x0 - 6) + "\" y=\"" + fmt(p.py(y) + 4) + "\" text-anchor=\"end\">" +
+           fmt(y) + "</text>\n";
   }
   if (p.ymin < 0 && p.ymax > 0)
     svg += "<line x1=\"" + fmt(p.x0) + "\" y1=\"" + fmt(p.py(0)) + "\" x2=\"" + fmt(p.x0 + p.w) +
@@ -77,11 +83,13 @@ void curve(std::string &svg, const Panel &p, const std::vector<double> &x,
   std::string path;
   bool pen = false;
   for (size_t i = 0; i < x.size(); ++i) {
-    if (!std::isfinite(y[i]) || y[i] < p.ymin - (p.ymax - p.ymin) || y[i] > p.ymax + (p.ymax - p.ymin)) {
+    if (!std::isfinite(y[i]) || y[i] < p.ymin - (p.ymax - p.ymin) ||
+        y[i] > p.ymax + (p.ymax - p.ymin)) {
       pen = false;
       continue;
     }
-    double yc = std::clamp(y[i], p.ymin - 0.02 * (p.ymax - p.ymin), p.ymax + 0.02 * (p.ymax - p.ymin));
+    double yc =
+        std::clamp(y[i], p.ymin - 0.02 * (p.ymax - p.ymin), p.ymax + 0.02 * (p.ymax - p.ymin));
     path += (pen ? " L" : " M") + fmt(p.px(x[i])) + "," + fmt(p.py(yc));
     pen = true;
   }
@@ -129,7 +137,8 @@ std::string renderPlotSvg(const std::string &title, const std::vector<double> &r
   axes(svg, top, "loss", false);
   axes(svg, bottom, "dL / d rho", true);
   svg += "<text x=\"" + fmt(top.x0 + top.w / 2) + "\" y=\"" + fmt(H - 30) +
-         "\" text-anchor=\"middle\">margin rho = (log pi_w - log ref_w) - (log pi_l - log ref_l)</text>\n";
+         "\" text-anchor=\"middle\">margin rho = (log pi_w - log ref_w) - (log pi_l - log "
+         "ref_l)</text>\n";
   for (size_t k = 0; k < series.size(); ++k) {
     const char *color = kColors[k % (sizeof kColors / sizeof *kColors)];
     curve(svg, top, rho, series[k].value, color);

@@ -41,7 +41,7 @@ struct Layout {
   int chosen = -1, rejected = -1;
   std::vector<double> fill; // per input
   bool referenceFree = true;
-  size_t n = 1;             // examples per evaluation (identical ones for coupled losses)
+  size_t n = 1; // examples per evaluation (identical ones for coupled losses)
 };
 
 Layout layoutOf(const LossIr &ir) {
@@ -51,10 +51,13 @@ Layout layoutOf(const LossIr &ir) {
     bool length = in.name.find("length") != std::string::npos;
     l.fill.push_back(length || in.shape == Shape::Scalar ? 1.0 : 0.0);
     if (in.differentiable && in.shape == Shape::Batch) {
-      if (l.chosen < 0) l.chosen = static_cast<int>(k);
-      else if (l.rejected < 0) l.rejected = static_cast<int>(k);
+      if (l.chosen < 0)
+        l.chosen = static_cast<int>(k);
+      else if (l.rejected < 0)
+        l.rejected = static_cast<int>(k);
     }
-    if (!in.differentiable && in.name.find("reference") != std::string::npos) l.referenceFree = false;
+    if (!in.differentiable && in.name.find("reference") != std::string::npos)
+      l.referenceFree = false;
   }
   l.n = ir.batchCoupled ? std::max<size_t>(2, static_cast<size_t>(ir.minBatch)) : 1;
   return l;
@@ -154,7 +157,8 @@ std::string intervalText(const MarginInterval &iv) {
 }
 
 // Consecutive flagged grid points as intervals; open-ended where they reach the grid's ends.
-std::vector<MarginInterval> intervals(const std::vector<double> &rho, const std::vector<bool> &flag) {
+std::vector<MarginInterval> intervals(const std::vector<double> &rho,
+                                      const std::vector<bool> &flag) {
   std::vector<MarginInterval> out;
   for (size_t i = 0; i < rho.size();) {
     if (!flag[i]) {
@@ -183,7 +187,8 @@ std::vector<double> gridX() {
 constexpr double kGridEnd = 2000; // |x| at the grid's ends
 constexpr size_t kDenseBegin = 100, kDenseEnd = 100 + 20001;
 
-void add(ScreenReport &r, ScreenFinding::Severity s, const std::string &kind, const std::string &m) {
+void add(ScreenReport &r, ScreenFinding::Severity s, const std::string &kind,
+         const std::string &m) {
   r.findings.push_back({s, kind, m});
 }
 
@@ -214,7 +219,8 @@ ProbeResult probe(const LossFunctions &f, const LossIr &ir, const Layout &layout
         s += wStar[j] * (p.xw[j] - p.xl[j]);
       }
       bool label = s > 0;
-      if (noisy) label = std::uniform_real_distribution<double>(0, 1)(rng) < 1 / (1 + std::exp(-2 * s));
+      if (noisy)
+        label = std::uniform_real_distribution<double>(0, 1)(rng) < 1 / (1 + std::exp(-2 * s));
       if (!label) std::swap(p.xw, p.xl);
       p.truePref = (s > 0) == label;
       pairs.push_back(std::move(p));
@@ -298,10 +304,11 @@ ProbeResult probe(const LossFunctions &f, const LossIr &ir, const Layout &layout
   return r;
 }
 
-// --- equivalence ----------------------------------------------------------------------------------
-// A fingerprint: the policy gradients on 64 fixed random pairs (log-probabilities in [-60, -5],
-// lengths 1..30) at the default parameters. Two losses with the same inputs whose fingerprints
-// are parallel (cosine > 1 - 1e-9) with a positive scale train alike up to the learning rate.
+// --- equivalence
+// ---------------------------------------------------------------------------------- A fingerprint:
+// the policy gradients on 64 fixed random pairs (log-probabilities in [-60, -5], lengths 1..30) at
+// the default parameters. Two losses with the same inputs whose fingerprints are parallel (cosine >
+// 1 - 1e-9) with a positive scale train alike up to the learning rate.
 struct Fingerprint {
   std::string sha, name, origin, signature;
   std::vector<double> g;
@@ -399,7 +406,8 @@ std::vector<Fingerprint> knownFingerprints(const ScreenOptions &options, const s
     text << in.rdbuf();
     catalogueKey += sha256Hex(text.str());
   }
-  std::string cataloguePath = cache + "/catalogue-" + sha256Hex(catalogueKey).substr(0, 16) + ".tsv";
+  std::string cataloguePath =
+      cache + "/catalogue-" + sha256Hex(catalogueKey).substr(0, 16) + ".tsv";
   if (!std::filesystem::exists(cataloguePath)) {
     std::string tmp = cataloguePath + ".tmp" + std::to_string(::getpid());
     std::filesystem::remove(tmp, ec);
@@ -411,7 +419,8 @@ std::vector<Fingerprint> knownFingerprints(const ScreenOptions &options, const s
       auto jit = JitLoss::compile(*fe, screeningBuild());
       if (!jit) continue;
       Fingerprint fp{sha256Hex(fe->sources.text(1)), fe->ir->name, "catalogue",
-                     signatureOf(*fe->ir), fingerprintOf(jit->functions(), *fe->ir, layoutOf(*fe->ir))};
+                     signatureOf(*fe->ir),
+                     fingerprintOf(jit->functions(), *fe->ir, layoutOf(*fe->ir))};
       appendFingerprint(tmp, fp);
     }
     std::filesystem::rename(tmp, cataloguePath, ec);
@@ -552,11 +561,13 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
           if (!std::isfinite(edge)) continue;
           double outside = edge == iv.lo ? edge - 1e-6 * (1 + std::fabs(edge))
                                          : edge + 1e-6 * (1 + std::fabs(edge));
-          double v = p == 0 ? eval.at<double>({outside}).value[0] : eval.at<float>({outside}).value[0];
+          double v =
+              p == 0 ? eval.at<double>({outside}).value[0] : eval.at<float>({outside}).value[0];
           if (std::isfinite(v) && std::fabs(v) < 1e-3 * typeMax)
             add(r, p == 0 ? ScreenFinding::Error : ScreenFinding::Warning, "overflow-intermediate",
-                std::string("in ") + precision[p] + " the value is " + num(v) + " at rho = " +
-                    num(outside) + " but infinite just beyond: an intermediate overflows while "
+                std::string("in ") + precision[p] + " the value is " + num(v) +
+                    " at rho = " + num(outside) +
+                    " but infinite just beyond: an intermediate overflows while "
                     "the loss itself is finite; write log(1 + exp(x)) as softplus(x), "
                     "log(sigmoid(x)) as logsigmoid(x), and products of exponentials as one exp "
                     "of a sum");
@@ -599,8 +610,10 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
       double lo = rho[i], hi = rho[i + 1], vlo = a, vhi = b;
       for (int it = 0; it < 60 && hi - lo > 1e-13 * (1 + std::fabs(lo)); ++it) {
         double mid = 0.5 * (lo + hi), vm = eval.value(mid);
-        if (std::fabs(vm - vlo) > std::fabs(vhi - vm)) hi = mid, vhi = vm;
-        else lo = mid, vlo = vm;
+        if (std::fabs(vm - vlo) > std::fabs(vhi - vm))
+          hi = mid, vhi = vm;
+        else
+          lo = mid, vlo = vm;
       }
       if (std::fabs(vhi - vlo) > 1e-6 * (1 + std::fabs(vlo))) {
         double at = 0.5 * (lo + hi);
@@ -628,8 +641,8 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
     for (int side = 0; side < 2; ++side) {
       size_t e = side ? last : 0, e1 = side ? last - 1 : 1, e2 = side ? last - 2 : 2;
       double v0 = c.value[e2], v1 = c.value[e1], v2 = c.value[e];
-      bool falling = v2 == -INFINITY ||
-                     (v2 < v1 && v1 < v0 && (v1 - v2) > 1e-3 * (1 + std::fabs(v1)));
+      bool falling =
+          v2 == -INFINITY || (v2 < v1 && v1 < v0 && (v1 - v2) > 1e-3 * (1 + std::fabs(v1)));
       if (falling) {
         r.boundedBelow = false;
         add(r, ScreenFinding::Warning, "unbounded-below",
@@ -661,14 +674,17 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
       double lo = rho[i], hi = rho[i + 1];
       for (int it = 0; it < 80 && hi - lo > 1e-14 * (1 + std::fabs(lo)); ++it) {
         double mid = 0.5 * (lo + hi), gm = eval.slope(mid);
-        if ((gm < 0) == (ga < 0)) lo = mid;
-        else hi = mid;
+        if ((gm < 0) == (ga < 0))
+          lo = mid;
+        else
+          hi = mid;
       }
       Extremum e{0.5 * (lo + hi), eval.value(0.5 * (lo + hi)), ga < 0};
       r.extrema.push_back(e);
       add(r, ScreenFinding::Note, e.minimum ? "local-minimum" : "local-maximum",
-          std::string("a local ") + (e.minimum ? "minimum" : "maximum") + " at rho = " + num(e.rho) +
-              " (beta * rho = " + num(e.rho * r.beta) + ", loss " + num(e.value) + ")" +
+          std::string("a local ") + (e.minimum ? "minimum" : "maximum") +
+              " at rho = " + num(e.rho) + " (beta * rho = " + num(e.rho * r.beta) + ", loss " +
+              num(e.value) + ")" +
               (e.minimum && e.rho < 0 ? ": gradient descent can settle at a negative margin" : ""));
     }
 
@@ -683,7 +699,8 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
       std::vector<double> chosen(layout.n, a);
       Curve cur = eval.at<double>(std::vector<double>(layout.n, at));
       double gsum = 0;
-      for (size_t i = 0; i < layout.n; ++i) gsum += cur.gw[i];
+      for (size_t i = 0; i < layout.n; ++i)
+        gsum += cur.gw[i];
       double fd = 0;
       if (layout.n == 1) {
         fd = (eval.sumAt({a + h}) - eval.sumAt({a - h})) / (2 * h);
@@ -704,9 +721,9 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
     for (const auto &[fd, g, noise] : checks)
       scale = std::max(scale, std::fabs(g));
     for (const auto &[fd, g, noise] : checks)
-      r.gradientCheckError = std::max(
-          r.gradientCheckError,
-          std::max(0.0, std::fabs(fd - g) - noise) / (std::max(std::fabs(fd), std::fabs(g)) + 1e-6 * scale));
+      r.gradientCheckError = std::max(r.gradientCheckError,
+                                      std::max(0.0, std::fabs(fd - g) - noise) /
+                                          (std::max(std::fabs(fd), std::fabs(g)) + 1e-6 * scale));
     if (r.gradientCheckError > 1e-4)
       add(r, ScreenFinding::Error, "gradient-check",
           "internal: the compiled gradient differs from finite differences by " +
@@ -720,7 +737,8 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
     else if (r.probe.accuracyAfter < 0.6)
       add(r, ScreenFinding::Warning, "probe-no-learning",
           "a linear policy trained with this loss on a synthetic preference set with label "
-          "noise reaches " + num(100 * r.probe.accuracyAfter) +
+          "noise reaches " +
+              num(100 * r.probe.accuracyAfter) +
               "% held-out accuracy (from 50%): it does not learn the preference");
     if (r.probe.chosenFalls)
       add(r, ScreenFinding::Warning, "probe-chosen-falls",
@@ -730,8 +748,8 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
               "moves away from the data)");
     if (r.probe.diverges)
       add(r, ScreenFinding::Warning, "probe-diverges",
-          "on the synthetic preference set the margin keeps growing (" +
-              num(r.probe.marginBefore) + " -> " + num(r.probe.marginAfter) +
+          "on the synthetic preference set the margin keeps growing (" + num(r.probe.marginBefore) +
+              " -> " + num(r.probe.marginAfter) +
               " over 200 steps): nothing holds the policy near the reference");
 
     // Equivalence to known losses.
@@ -753,7 +771,8 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
                          ", scale " + num(scale);
       r.equivalentTo.push_back(what);
       add(r, ScreenFinding::Warning, "equivalent",
-          "this loss trains like " + k.name + (k.origin == "catalogue" ? " of the stdlib" : ", a loss checked before") +
+          "this loss trains like " + k.name +
+              (k.origin == "catalogue" ? " of the stdlib" : ", a loss checked before") +
               ": its gradient is " + num(scale) +
               " times that one's everywhere probed (same up to the learning rate)");
     }

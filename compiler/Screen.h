@@ -32,23 +32,23 @@ struct Extremum {
 struct ProbeResult {
   double accuracyBefore = 0, accuracyAfter = 0; // held-out pairs, against the noise-free preference
   double marginBefore = 0, marginAfter = 0;     // mean rho on the training pairs
-  double chosenShift = 0;                        // mean change of the chosen log-probability
-  bool diverges = false;                         // the margin still grows fast at the end
-  bool chosenFalls = false;                      // the chosen log-probability falls (> 1 nat)
-  bool finite = true;                            // no NaN or Inf in any step
+  double chosenShift = 0;                       // mean change of the chosen log-probability
+  bool diverges = false;                        // the margin still grows fast at the end
+  bool chosenFalls = false;                     // the chosen log-probability falls (> 1 nat)
+  bool finite = true;                           // no NaN or Inf in any step
 };
 
 struct ScreenReport {
   bool ran = false;
-  std::string notRun;  // why the battery did not run
-  double beta = 1;     // the loss's beta (1 when it has none): x = beta * rho
+  std::string notRun; // why the battery did not run
+  double beta = 1;    // the loss's beta (1 when it has none): x = beta * rho
   double milliseconds = 0;
   // Per precision (0: f64, 1: f32): where the value or the gradient is NaN or infinite.
   std::vector<MarginInterval> nanValue[2], nanGradient[2], infValue[2], infGradient[2];
   double valueAtZero = 0, slopeAtZero = 0; // dL/drho at rho = 0
   bool descentRaisesMargin = false;        // a gradient step on both policy inputs raises rho
   bool boundedBelow = true;
-  double lowest = 0;                       // the smallest value on the grid
+  double lowest = 0;                              // the smallest value on the grid
   double valueAtMinusInf = 0, valueAtPlusInf = 0; // at the grid's ends
   std::vector<MarginInterval> nonConvex;
   std::vector<Extremum> extrema;
@@ -60,7 +60,7 @@ struct ScreenReport {
 };
 
 struct ScreenOptions {
-  std::string cacheDir; // fingerprints of catalogue losses and past proposals; "" = default
+  std::string cacheDir;  // fingerprints of catalogue losses and past proposals; "" = default
   std::string stdlibDir; // "" = default
   bool remember = true;  // add this loss's fingerprint to the cache
 };

@@ -32,7 +32,8 @@ bool isIdentifier(const char *s) {
 bool isHexDigest(const char *s) {
   if (!s || std::strlen(s) != 64) return false;
   for (const char *c = s; *c; ++c)
-    if (!std::isxdigit(static_cast<unsigned char>(*c)) || std::isupper(static_cast<unsigned char>(*c)))
+    if (!std::isxdigit(static_cast<unsigned char>(*c)) ||
+        std::isupper(static_cast<unsigned char>(*c)))
       return false;
   return true;
 }
@@ -54,14 +55,16 @@ std::string elfProblem(const std::string &path, off_t size) {
   auto within = [&](uint64_t offset, uint64_t bytes) {
     return offset <= uint64_t(size) && bytes <= uint64_t(size) - offset;
   };
-  if (eh.e_phentsize != sizeof(Elf64_Phdr) || !within(eh.e_phoff, uint64_t(eh.e_phnum) * sizeof(Elf64_Phdr)))
+  if (eh.e_phentsize != sizeof(Elf64_Phdr) ||
+      !within(eh.e_phoff, uint64_t(eh.e_phnum) * sizeof(Elf64_Phdr)))
     return "its program headers lie outside the file (truncated?)";
   if (eh.e_shnum && !within(eh.e_shoff, uint64_t(eh.e_shnum) * eh.e_shentsize))
     return "its section headers lie outside the file (truncated?)";
   f.seekg(eh.e_phoff);
   for (unsigned i = 0; i < eh.e_phnum; ++i) {
     Elf64_Phdr ph;
-    if (!f.read(reinterpret_cast<char *>(&ph), sizeof ph)) return "its program headers are unreadable";
+    if (!f.read(reinterpret_cast<char *>(&ph), sizeof ph))
+      return "its program headers are unreadable";
     if (ph.p_type == PT_LOAD && !within(ph.p_offset, ph.p_filesz))
       return "a loadable segment lies outside the file (truncated?)";
   }
@@ -134,8 +137,7 @@ std::shared_ptr<Loss> Loss::open(const std::string &path, const LoadOptions &opt
   Functions f;
   auto sym = [&](const char *name, auto &slot) {
     void *p = dlsym(handle, name);
-    if (!p)
-      throw Error("'" + path + "' is not a compiled lossc loss: it lacks the symbol " + name);
+    if (!p) throw Error("'" + path + "' is not a compiled lossc loss: it lacks the symbol " + name);
     slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(p);
   };
   sym("lossc_get_meta", f.getMeta);
@@ -191,8 +193,8 @@ Loss::bindParams(const std::vector<std::pair<std::string, double>> &values) cons
       std::string known;
       for (const ParamInfo &p : params_)
         known += (known.empty() ? "" : ", ") + p.name;
-      throw Error("loss '" + name_ + "' has no parameter '" + name + "' (it has: " +
-                  (known.empty() ? "none" : known) + ")");
+      throw Error("loss '" + name_ + "' has no parameter '" + name +
+                  "' (it has: " + (known.empty() ? "none" : known) + ")");
     }
     const ParamInfo &p = params_[k];
     if (!(value >= p.min && value <= p.max)) {

@@ -28,8 +28,8 @@ template <class T> std::vector<const T *> pointers(const std::vector<at::Tensor>
 std::vector<at::Tensor> prepare(const Loss &loss, at::TensorList inputs) {
   const std::string where = "loss '" + loss.name() + "': ";
   if (inputs.size() != loss.inputs().size())
-    throw Error(where + "expected " + std::to_string(loss.inputs().size()) + " input tensors, got " +
-                std::to_string(inputs.size()));
+    throw Error(where + "expected " + std::to_string(loss.inputs().size()) +
+                " input tensors, got " + std::to_string(inputs.size()));
   std::vector<at::Tensor> out;
   int64_t n = -1;
   at::ScalarType dtype = at::kFloat;
@@ -37,12 +37,14 @@ std::vector<at::Tensor> prepare(const Loss &loss, at::TensorList inputs) {
     const at::Tensor &t = inputs[k];
     const std::string what = where + "input '" + loss.inputs()[k].name + "' ";
     if (!t.defined()) throw Error(what + "is an undefined tensor");
-    if (!t.device().is_cpu()) throw Error(what + "is on " + t.device().str() + "; lossc kernels run on the CPU");
+    if (!t.device().is_cpu())
+      throw Error(what + "is on " + t.device().str() + "; lossc kernels run on the CPU");
     if (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble)
       throw Error(what + "has dtype " + std::string(c10::toString(t.scalar_type())) +
                   "; use float32 or float64");
     if (t.dim() != 1)
-      throw Error(what + "has " + std::to_string(t.dim()) + " dimensions; expected one value per example (1-D)");
+      throw Error(what + "has " + std::to_string(t.dim()) +
+                  " dimensions; expected one value per example (1-D)");
     if (k == 0) {
       n = t.size(0);
       dtype = t.scalar_type();
@@ -51,8 +53,9 @@ std::vector<at::Tensor> prepare(const Loss &loss, at::TensorList inputs) {
                   loss.inputs()[0].name + "' is " + std::string(c10::toString(dtype)) +
                   "; all inputs must share one dtype");
     } else if (t.size(0) != n) {
-      throw Error(what + "has " + std::to_string(t.size(0)) + " values but '" + loss.inputs()[0].name +
-                  "' has " + std::to_string(n) + "; all inputs must have one value per example");
+      throw Error(what + "has " + std::to_string(t.size(0)) + " values but '" +
+                  loss.inputs()[0].name + "' has " + std::to_string(n) +
+                  "; all inputs must have one value per example");
     }
     if (t.requires_grad() && !loss.inputs()[k].differentiable)
       throw Error(what + "requires grad, but the loss is not differentiable in it (it is not "
@@ -75,7 +78,8 @@ struct LossFunction : torch::autograd::Function<LossFunction> {
     else
       loss.forward<double>(n, pointers<double>(in).data(), p, out.data_ptr<double>(), threads);
     ctx->save_for_backward(in);
-    ctx->saved_data["loss"] = c10::IValue::make_capsule(c10::intrusive_ptr<LossHolder>::reclaim_copy(holder));
+    ctx->saved_data["loss"] =
+        c10::IValue::make_capsule(c10::intrusive_ptr<LossHolder>::reclaim_copy(holder));
     ctx->saved_data["params"] = params;
     ctx->saved_data["threads"] = threads;
     return out;
@@ -85,7 +89,8 @@ struct LossFunction : torch::autograd::Function<LossFunction> {
     if (torch::GradMode::is_enabled())
       throw Error("double backward through a lossc loss is not supported: its kernel gives the "
                   "first derivative only (call backward without create_graph)");
-    auto holder = c10::static_intrusive_pointer_cast<LossHolder>(ctx->saved_data["loss"].toCapsule());
+    auto holder =
+        c10::static_intrusive_pointer_cast<LossHolder>(ctx->saved_data["loss"].toCapsule());
     const Loss &loss = *holder->loss;
     std::vector<double> params = ctx->saved_data["params"].toDoubleVector();
     int threads = static_cast<int>(ctx->saved_data["threads"].toInt());
@@ -133,7 +138,8 @@ at::Tensor apply(const std::shared_ptr<const Loss> &loss,
   std::vector<at::Tensor> ordered;
   for (const InputInfo &in : loss->inputs()) {
     auto it = inputs.find(in.name);
-    if (it == inputs.end()) throw Error("loss '" + loss->name() + "' needs the input '" + in.name + "'");
+    if (it == inputs.end())
+      throw Error("loss '" + loss->name() + "' needs the input '" + in.name + "'");
     ordered.push_back(it->second);
   }
   for (const auto &[name, t] : inputs)

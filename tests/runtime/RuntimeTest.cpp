@@ -19,13 +19,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string stdlib() { return LOSSC_SOURCE_DIR "/stdlib"; }
+std::string stdlib() {
+  return LOSSC_SOURCE_DIR "/stdlib";
+}
 // A directory of this run's objects, removed at exit.
 std::string scratch() {
   static struct Dir {
-    std::string path = (fs::temp_directory_path() /
-                        ("lossc_runtime_test." + std::to_string(getpid())))
-                           .string();
+    std::string path =
+        (fs::temp_directory_path() / ("lossc_runtime_test." + std::to_string(getpid()))).string();
     Dir() { fs::create_directories(path); }
     ~Dir() { fs::remove_all(path); }
   } dir;
@@ -123,9 +124,13 @@ TEST_CASE("parameters bind by name, within their ranges") {
   auto loss = rt::Loss::open(compileSo("robust"));
   CHECK(loss->bindParams({}) == std::vector<double>{0.1, 0.1});
   CHECK(loss->bindParams({{"label_smoothing", 0.25}}) == std::vector<double>{0.1, 0.25});
-  CHECK(contains(refusal([&] { loss->bindParams({{"gamma", 1}}); }),
+  CHECK(contains(refusal([&] {
+                   loss->bindParams({{"gamma", 1}});
+                 }),
                  "has no parameter 'gamma' (it has: beta, label_smoothing)"));
-  CHECK(contains(refusal([&] { loss->bindParams({{"label_smoothing", 0.5}}); }),
+  CHECK(contains(refusal([&] {
+                   loss->bindParams({{"label_smoothing", 0.5}});
+                 }),
                  "parameter 'label_smoothing' of loss 'robust' must lie in [0, 0.5"));
   CHECK(contains(refusal([&] { loss->bindParams({{"beta", NAN}}); }), "must lie in"));
   // A kernel status becomes an error with the kernel's own message.
@@ -184,7 +189,8 @@ TEST_CASE("the JIT path gives the same loss as the shared object") {
   CHECK(o1 == o2);
   // Errors carry the diagnostics.
   CHECK(contains(refusal([&] {
-                   rt::compileText("bad.loss", "loss x { inputs pairwise; return mean(policy_chosen_logps); }");
+                   rt::compileText("bad.loss",
+                                   "loss x { inputs pairwise; return mean(policy_chosen_logps); }");
                  }),
                  "error[E0301]"));
 }

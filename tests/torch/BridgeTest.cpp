@@ -18,7 +18,9 @@ using namespace lossc;
 
 namespace {
 
-std::string stdlib() { return LOSSC_SOURCE_DIR "/stdlib"; }
+std::string stdlib() {
+  return LOSSC_SOURCE_DIR "/stdlib";
+}
 
 std::shared_ptr<const rt::Loss> load(const std::string &name) {
   static std::map<std::string, std::shared_ptr<const rt::Loss>> cache;
@@ -82,7 +84,8 @@ TEST_CASE("the bridge's values and gradients equal torch autograd of the formula
       for (auto &p : e.params)
         params.push_back(p.second);
       Tensor expected = e.formula(ref, params);
-      auto refGrads = torch::autograd::grad({expected}, {ref[0], ref[1]}, {gout.to(torch::kFloat64)});
+      auto refGrads =
+          torch::autograd::grad({expected}, {ref[0], ref[1]}, {gout.to(torch::kFloat64)});
       double tol = dtype == torch::kFloat64 ? 1e-9 : 1e-4;
       auto close = [&](const Tensor &a, const Tensor &b) {
         Tensor d = (a.to(torch::kFloat64) - b).abs();
@@ -137,7 +140,8 @@ TEST_CASE("misuse of the bridge is a clear error") {
   CHECK(contains(refusal([&] { rt::apply(loss, in, {0.1, 0.2}); }), "takes 1 parameters, got 2"));
   CHECK(contains(refusal([&] { rt::apply(loss, in, {-1.0}); }), "a parameter is outside"));
   std::map<std::string, Tensor> named{{"policy_chosen_logps", in[0]}};
-  CHECK(contains(refusal([&] { rt::apply(loss, named); }), "needs the input 'policy_rejected_logps'"));
+  CHECK(contains(refusal([&] { rt::apply(loss, named); }),
+                 "needs the input 'policy_rejected_logps'"));
   // Double backward: the kernel has first derivatives only, so a graph of the gradient (what a
   // second derivative needs) is refused when it is asked for.
   in[0].requires_grad_(true);

@@ -13,14 +13,26 @@ namespace {
 
 // torch's softplus is linear above its threshold (20), off by e^-20 there: -log sigma(-z) is
 // exact everywhere.
-Tensor sp(const Tensor &z) { return -torch::log_sigmoid(-z); }
-Tensor logsig(const Tensor &z) { return torch::log_sigmoid(z); }
+Tensor sp(const Tensor &z) {
+  return -torch::log_sigmoid(-z);
+}
+Tensor logsig(const Tensor &z) {
+  return torch::log_sigmoid(z);
+}
 // sigma(z) whose autograd derivative is sigma(z) sigma(-z); torch's sigmoid backward takes
 // y (1 - y), which is 0 where y rounds to 1 (z above 37 in f64).
-Tensor sig(const Tensor &z) { return torch::exp(torch::log_sigmoid(z)); }
-Tensor m(const Tensor &n) { return torch::clamp_min(n, 1.0); }
-Tensor hingeOf(const Tensor &z) { return torch::clamp_min(z, 0.0); } // max(0, z)
-Tensor sortAsc(const Tensor &z) { return std::get<0>(torch::sort(z, /*stable=*/true, 0, false)); }
+Tensor sig(const Tensor &z) {
+  return torch::exp(torch::log_sigmoid(z));
+}
+Tensor m(const Tensor &n) {
+  return torch::clamp_min(n, 1.0);
+}
+Tensor hingeOf(const Tensor &z) {
+  return torch::clamp_min(z, 0.0);
+} // max(0, z)
+Tensor sortAsc(const Tensor &z) {
+  return std::get<0>(torch::sort(z, /*stable=*/true, 0, false));
+}
 
 struct Pair {
   Tensor aw, al, bw, bl, nw, nl;
@@ -42,7 +54,9 @@ Pair unpack(Inputs kind, const std::vector<Tensor> &in) {
 }
 
 // (1 - e) sp(-x) + e sp(x)
-Tensor smoothed(const Tensor &x, double e) { return (1 - e) * sp(-x) + e * sp(x); }
+Tensor smoothed(const Tensor &x, double e) {
+  return (1 - e) * sp(-x) + e * sp(x);
+}
 
 // x = beta rho, s = sigma(x / tau): (1 - s) sp(-x) + s e^-x, with s e^-x as
 // exp(log sigma(x / tau) - x) and 1 - s as sigma(-x / tau) (CATALOGUE.md, "Numerics").
@@ -59,14 +73,13 @@ Entry pairwise(std::string name, std::vector<std::pair<std::string, double>> par
     return f(unpack(kind, in), p);
   };
   bool sorts = coupled && minBatch == 1 && name.rfind("aot", 0) == 0;
-  return {std::move(name), kind,     std::move(params), std::move(other),
-          coupled,         minBatch, sorts,             formula};
+  return {std::move(name), kind,   std::move(params), std::move(other), coupled, minBatch,
+          sorts,           formula};
 }
 
 std::vector<Entry> build() {
   std::vector<Entry> c;
-  const std::pair<std::string, double> beta01{"beta", 0.1}, beta005{"beta", 0.05},
-      tau{"tau", 0.05};
+  const std::pair<std::string, double> beta01{"beta", 0.1}, beta005{"beta", 0.05}, tau{"tau", 0.05};
   // TRL DPOTrainer family.
   c.push_back(pairwise("dpo", {beta01}, {0.3},
                        [](const Pair &x, const P &p) { return sp(-p[0] * x.rho()); }));
@@ -85,14 +98,13 @@ std::vector<Entry> build() {
         return torch::pow(x.rw() / m(x.nw) - x.rl() / m(x.nl) - 1 / (2 * p[0]), 2);
       },
       false, 1, Inputs::PairwiseLengths));
-  c.push_back(pairwise("exo_pair", {beta01, {"label_smoothing", 1e-3}}, {0.3, 0.2},
-                       [](const Pair &x, const P &p) {
-                         Tensor z = p[0] * x.rho();
-                         Tensor q = sig(z);
-                         double e = p[1];
-                         return q * (logsig(z) - std::log(1 - e)) +
-                                (1 - q) * (logsig(-z) - std::log(e));
-                       }));
+  c.push_back(pairwise(
+      "exo_pair", {beta01, {"label_smoothing", 1e-3}}, {0.3, 0.2}, [](const Pair &x, const P &p) {
+        Tensor z = p[0] * x.rho();
+        Tensor q = sig(z);
+        double e = p[1];
+        return q * (logsig(z) - std::log(1 - e)) + (1 - q) * (logsig(-z) - std::log(e));
+      }));
   c.push_back(pairwise("nca_pair", {beta01}, {0.3}, [](const Pair &x, const P &p) {
     Tensor w = p[0] * x.rw(), l = p[0] * x.rl();
     return sp(-w) + 0.5 * sp(w) + 0.5 * sp(l);
@@ -129,9 +141,7 @@ std::vector<Entry> build() {
   }));
   c.push_back(pairwise(
       "sigmoid_norm", {beta01}, {0.3},
-      [](const Pair &x, const P &p) {
-        return sp(-p[0] * (x.rw() / m(x.nw) - x.rl() / m(x.nl)));
-      },
+      [](const Pair &x, const P &p) { return sp(-p[0] * (x.rw() / m(x.nw) - x.rl() / m(x.nl))); },
       false, 1, Inputs::PairwiseLengths));
   // Reference-free.
   c.push_back(pairwise(
@@ -156,7 +166,8 @@ std::vector<Entry> build() {
       [](const Pair &x, const P &p) {
         Tensor z = p[0] * x.rho();
         Tensor v = torch::var(z / p[1]);
-        // c sp(-z/0.9) + (1 - c) e^(-0.9 z), c = sigma(v); (1 - c) e^.. = exp(log sigma(-v) - 0.9 z)
+        // c sp(-z/0.9) + (1 - c) e^(-0.9 z), c = sigma(v); (1 - c) e^.. = exp(log sigma(-v) - 0.9
+        // z)
         return sig(v) * sp(-z / 0.9) + torch::exp(logsig(-v) - 0.9 * z);
       },
       true, 2));

@@ -21,8 +21,8 @@ enum class Inputs {
 };
 std::vector<std::string> inputNames(Inputs inputs);
 
-using Formula =
-    std::function<torch::Tensor(const std::vector<torch::Tensor> &in, const std::vector<double> &p)>;
+using Formula = std::function<torch::Tensor(const std::vector<torch::Tensor> &in,
+                                            const std::vector<double> &p)>;
 
 struct Entry {
   std::string name;
@@ -31,7 +31,7 @@ struct Entry {
   std::vector<double> otherParams;                    // a non-default setting, same order
   bool batchCoupled;
   int64_t minBatch;
-  bool sorts; // sorts over the batch (the order of near-equal keys depends on rounding)
+  bool sorts;      // sorts over the batch (the order of near-equal keys depends on rounding)
   Formula formula; // per-example losses; in: ABI order; p: declaration order
 };
 

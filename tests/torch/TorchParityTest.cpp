@@ -11,21 +11,23 @@
 #include <doctest/doctest.h>
 
 #include <cfloat>
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 #include "Backend.h"
 #include "Catalogue.h"
 #include "Pipeline.h"
 
-using torch::Tensor;
 using lossc::ref::Entry;
 using lossc::ref::Inputs;
+using torch::Tensor;
 
 namespace {
 
-std::string stdlib() { return LOSSC_SOURCE_DIR "/stdlib"; }
+std::string stdlib() {
+  return LOSSC_SOURCE_DIR "/stdlib";
+}
 
 double maxFinite(const Tensor &t) {
   Tensor a = t.abs();
@@ -121,7 +123,8 @@ std::vector<double> drawGout(int64_t n, std::mt19937 &rng) {
 struct Scales {
   double loss, gradW, gradL;
 };
-Scales scalesOf(const Entry &e, const std::vector<double> &params, double spread, std::mt19937 &rng) {
+Scales scalesOf(const Entry &e, const std::vector<double> &params, double spread,
+                std::mt19937 &rng) {
   Reference r = reference(e, params, draw(e.inputs, 1000, spread, rng), drawGout(1000, rng));
   return {maxFinite(r.loss), maxFinite(r.gradW), maxFinite(r.gradL)};
 }

@@ -16,9 +16,9 @@ namespace {
 // One cache per test run, so that "seen before" starts empty and the catalogue is fingerprinted
 // from this tree's stdlib.
 struct ScratchDir {
-  std::string path = (std::filesystem::temp_directory_path() /
-                      ("lossc_screen_test." + std::to_string(getpid())))
-                         .string();
+  std::string path =
+      (std::filesystem::temp_directory_path() / ("lossc_screen_test." + std::to_string(getpid())))
+          .string();
   ScratchDir() { std::filesystem::remove_all(path); }
   ~ScratchDir() { std::filesystem::remove_all(path); }
 };
@@ -144,10 +144,13 @@ TEST_CASE("screening proposals: a hand-written sigmoid, DPO times three, a naive
   ScreenOptions o = options();
   o.cacheDir += "/remember";
   o.remember = true;
-  auto fe = test::compile("loss mine {\n  inputs pairwise;\n  return softplus(-0.37 * (policy_chosen_logps - policy_rejected_logps));\n}\n");
+  auto fe = test::compile("loss mine {\n  inputs pairwise;\n  return softplus(-0.37 * "
+                          "(policy_chosen_logps - policy_rejected_logps));\n}\n");
   REQUIRE(fe->ok());
   CHECK(screenLoss(*fe, o).equivalentTo.empty());
-  auto again = test::compile("loss again {\n  inputs pairwise;\n  // the same, twice as large\n  return 2 * softplus(-0.37 * (policy_chosen_logps - policy_rejected_logps));\n}\n");
+  auto again =
+      test::compile("loss again {\n  inputs pairwise;\n  // the same, twice as large\n  return 2 * "
+                    "softplus(-0.37 * (policy_chosen_logps - policy_rejected_logps));\n}\n");
   REQUIRE(again->ok());
   ScreenReport seen = screenLoss(*again, o);
   REQUIRE(seen.equivalentTo.size() == 1);

@@ -105,8 +105,8 @@ private:
 
 extern template void Loss::forward<float>(int64_t, const float *const *, const double *, float *,
                                           int) const;
-extern template void Loss::forward<double>(int64_t, const double *const *, const double *,
-                                           double *, int) const;
+extern template void Loss::forward<double>(int64_t, const double *const *, const double *, double *,
+                                           int) const;
 extern template void Loss::forwardBackward<float>(int64_t, const float *const *, const double *,
                                                   const float *, float *, float *const *,
                                                   int) const;
