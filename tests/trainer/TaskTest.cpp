@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 
 #include "EmbeddedTask.h"
+#include "Preference.h"
+#include "lossc/jit.h"
 
 using namespace lossc::train;
 
@@ -65,6 +67,46 @@ TEST_CASE("pre-training brings the model near the source's entropy; log-probs ad
   CHECK(lp[0].item<double>() == doctest::Approx(manual).epsilon(1e-5));
   torch::Tensor sampled = sampleCompletions(model, prompts, 16, gen);
   CHECK(sampled.sizes() == std::vector<int64_t>{4, 16});
+}
+
+// Preference optimization on the embedded task: pairs from the SFT model labelled by the reward
+// with Bradley-Terry noise, a policy trained from SFT through the bridge, evaluated on held-out
+// prompts (reward of sampled completions, KL to the SFT model, implicit-reward accuracy).
+TEST_CASE("dpo and lrml at beta 0.05 raise the mean reward above the SFT model") {
+  torch::manual_seed(0);
+  SyntheticLanguage lang(TaskConfig{});
+  torch::Generator gen = at::detail::createCPUGenerator(11);
+  CausalLm sft(ModelConfig{});
+  pretrain(sft, lang, 400, 64, 3e-3, gen);
+  PreferencePairs train = samplePairs(sft, lang, 512, 20, gen);
+  PreferencePairs heldOut = samplePairs(sft, lang, 256, 20, gen);
+  torch::Tensor prompts = lang.sample(512, lang.config().promptLength, gen);
+  // The labels follow the reward, with noise.
+  double agree =
+      (train.chosenReward > train.rejectedReward).to(torch::kFloat64).mean().item<double>();
+  CHECK(agree > 0.6);
+  CHECK(agree < 0.95);
+  torch::Generator evalGen = at::detail::createCPUGenerator(99);
+  Evaluation base = evaluate(sft, sft, lang, prompts, heldOut, evalGen);
+  CHECK(base.kl == doctest::Approx(0).epsilon(1e-9));
+  for (std::string name : {"dpo", "lrml"}) {
+    CAPTURE(name);
+    lossc::rt::CompileOptions options;
+    options.stdlibDir = LOSSC_SOURCE_DIR "/stdlib";
+    auto loss = lossc::rt::compile(LOSSC_SOURCE_DIR "/stdlib/" + name + ".loss", options);
+    std::vector<double> params = loss->bindParams({{"beta", 0.05}});
+    // At lr 1e-3 lrml stays in the basin of its negative-margin minimum (this run: reward
+    // 0.34 -> 0.25, held-out accuracy 29%); at 3e-3 the margins leave it and it trains like dpo.
+    TrainConfig tc;
+    tc.lr = 3e-3;
+    CausalLm policy = trainPolicy(sft, train, loss, params, tc, gen);
+    torch::Generator g = at::detail::createCPUGenerator(99);
+    Evaluation e = evaluate(policy, sft, lang, prompts, heldOut, g);
+    MESSAGE(name << ": reward " << base.meanReward << " -> " << e.meanReward << ", KL " << e.kl
+                 << ", held-out accuracy " << e.accuracy);
+    CHECK(e.meanReward > base.meanReward + 0.02);
+    CHECK(e.kl > 0);
+  }
 }
 
 int main(int argc, char **argv) {
