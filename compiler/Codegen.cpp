@@ -143,6 +143,8 @@ private:
   void collectSortSlots();
   bool allocateScratch(Function *f, Value *n);
   void emitReturn(int status);
+  Value *emitMalloc(Function *f, Value *n, uint64_t bytesPerExample, const char *name);
+  void emitFree(Value *p);
   void emitSortsAt(int level, const LoopCtx &proto, Value *n);
   Function *argsortFunction();
   void emitStatusMessage();
@@ -729,19 +731,7 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
   emitReturn(kStatusOk);
 
   b_.SetInsertPoint(slow);
-  uint64_t words = outputs.size() + 1, bytes = words * (f64_ ? 8 : 4);
-  BasicBlock *alloc = BasicBlock::Create(ctx_, "discard.alloc", f);
-  BasicBlock *fail = BasicBlock::Create(ctx_, "discard.fail", f);
-  BasicBlock *ok = BasicBlock::Create(ctx_, "discard.ok", f);
-  b_.CreateCondBr(b_.CreateICmpUGT(n, b_.getInt64((uint64_t{1} << 40) / bytes)), fail, alloc);
-  b_.SetInsertPoint(alloc);
-  FunctionCallee mallocFn =
-      m_.getOrInsertFunction("malloc", FunctionType::get(b_.getPtrTy(), {i64}, false));
-  Value *discard = b_.CreateCall(mallocFn, {b_.CreateMul(n, b_.getInt64(bytes), "", true, true)});
-  b_.CreateCondBr(b_.CreateIsNull(discard), fail, ok);
-  b_.SetInsertPoint(fail);
-  emitReturn(kStatusMemory);
-  b_.SetInsertPoint(ok);
+  Value *discard = emitMalloc(f, n, (outputs.size() + 1) * (f64_ ? 8 : 4), "discard");
   auto orDiscard = [&](Value *p, uint64_t slot) {
     Value *spare =
         b_.CreateInBoundsGEP(realTy(), discard, b_.CreateMul(n, b_.getInt64(slot), "", true, true));
@@ -751,9 +741,7 @@ void ModuleEmitter::emitBody(const Entry &e, const Body &body) {
   for (size_t j = 0; j < outputs.size(); ++j)
     grads[outputs[j]] = orDiscard(gradPtrs[outputs[j]], j + 1);
   callFinal(fn, orDiscard(out, 0), grads);
-  FunctionCallee freeFn =
-      m_.getOrInsertFunction("free", FunctionType::get(b_.getVoidTy(), {b_.getPtrTy()}, false));
-  b_.CreateCall(freeFn, {discard});
+  emitFree(discard);
   emitReturn(kStatusOk);
 }
 
@@ -769,23 +757,40 @@ void ModuleEmitter::collectSortSlots() {
   sorted_.clear();
 }
 
-// One malloc'd block of n i64 words per buffer: the radix sort's two key buffers, then p and
-// p^-1 of each slot. An n too large for the block's size to be computed, or a failed
-// allocation, is status 4; every later return frees the block.
-bool ModuleEmitter::allocateScratch(Function *f, Value *n) {
-  llvm::Type *i64 = b_.getInt64Ty(), *ptr = b_.getPtrTy();
-  uint64_t words = 2 + 3 * sortSlots_.size();
-  BasicBlock *alloc = BasicBlock::Create(ctx_, "scratch.alloc", f);
-  BasicBlock *fail = BasicBlock::Create(ctx_, "scratch.fail", f);
-  BasicBlock *ok = BasicBlock::Create(ctx_, "scratch.ok", f);
-  b_.CreateCondBr(b_.CreateICmpUGT(n, b_.getInt64((uint64_t{1} << 40) / words)), fail, alloc);
+// malloc(n * bytesPerExample) at the insertion point, which continues where it succeeded. An n
+// too large for the size to be computed, or a failed allocation, returns status 4 (freeing the
+// sort scratch if it already exists).
+Value *ModuleEmitter::emitMalloc(Function *f, Value *n, uint64_t bytesPerExample,
+                                 const char *name) {
+  std::string base = name;
+  BasicBlock *alloc = BasicBlock::Create(ctx_, base + ".alloc", f);
+  BasicBlock *fail = BasicBlock::Create(ctx_, base + ".fail", f);
+  BasicBlock *ok = BasicBlock::Create(ctx_, base + ".ok", f);
+  b_.CreateCondBr(b_.CreateICmpUGT(n, b_.getInt64((uint64_t{1} << 40) / bytesPerExample)), fail,
+                  alloc);
   b_.SetInsertPoint(alloc);
-  FunctionCallee mallocFn = m_.getOrInsertFunction("malloc", FunctionType::get(ptr, {i64}, false));
-  scratch_ = b_.CreateCall(mallocFn, {b_.CreateMul(n, b_.getInt64(words * 8), "", true, true)});
-  b_.CreateCondBr(b_.CreateIsNull(scratch_), fail, ok);
+  FunctionCallee mallocFn =
+      m_.getOrInsertFunction("malloc", FunctionType::get(b_.getPtrTy(), {b_.getInt64Ty()}, false));
+  Value *p =
+      b_.CreateCall(mallocFn, {b_.CreateMul(n, b_.getInt64(bytesPerExample), "", true, true)});
+  b_.CreateCondBr(b_.CreateIsNull(p), fail, ok);
   b_.SetInsertPoint(fail);
-  b_.CreateRet(b_.getInt32(kStatusMemory));
+  emitReturn(kStatusMemory);
   b_.SetInsertPoint(ok);
+  return p;
+}
+
+void ModuleEmitter::emitFree(Value *p) {
+  FunctionCallee freeFn =
+      m_.getOrInsertFunction("free", FunctionType::get(b_.getVoidTy(), {b_.getPtrTy()}, false));
+  b_.CreateCall(freeFn, {p});
+}
+
+// One malloc'd block of n i64 words per buffer: the radix sort's two key buffers, then p, p^-1
+// and the sorted values of each slot. Every later return frees the block.
+bool ModuleEmitter::allocateScratch(Function *f, Value *n) {
+  llvm::Type *i64 = b_.getInt64Ty();
+  scratch_ = emitMalloc(f, n, (2 + 3 * sortSlots_.size()) * 8, "scratch");
   auto part = [&](uint64_t k) {
     return b_.CreateInBoundsGEP(i64, scratch_, b_.CreateMul(n, b_.getInt64(k), "", true, true));
   };
@@ -800,12 +805,7 @@ bool ModuleEmitter::allocateScratch(Function *f, Value *n) {
 }
 
 void ModuleEmitter::emitReturn(int status) {
-  if (scratch_) {
-    llvm::Type *ptr = b_.getPtrTy();
-    FunctionCallee freeFn =
-        m_.getOrInsertFunction("free", FunctionType::get(b_.getVoidTy(), {ptr}, false));
-    b_.CreateCall(freeFn, {scratch_});
-  }
+  if (scratch_) emitFree(scratch_);
   b_.CreateRet(b_.getInt32(status));
 }
 
