@@ -114,26 +114,50 @@ std::pair<double, double> yRange(const std::vector<PlotSeries> &series, bool slo
   return {lo - pad, hi + pad};
 }
 
+std::string header(double W, double H, const std::string &title) {
+  std::string w = fmt(W), h = fmt(H);
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + w + "\" height=\"" + h +
+         "\" viewBox=\"0 0 " + w + " " + h + "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+         "<rect width=\"" + w + "\" height=\"" + h + "\" fill=\"white\"/>\n"
+         "<text x=\"" + fmt(W / 2) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" +
+         escape(title) + "</text>\n";
+}
+
+void clipPath(std::string &svg, const Panel &p) {
+  svg += "<clipPath id=\"c" + std::to_string(int(p.y0)) + "\"><rect x=\"" + fmt(p.x0) +
+         "\" y=\"" + fmt(p.y0) + "\" width=\"" + fmt(p.w) + "\" height=\"" + fmt(p.h) +
+         "\"/></clipPath>\n";
+}
+
+void legendEntry(std::string &svg, double x, double y, const char *color,
+                 const std::string &label) {
+  svg += "<line x1=\"" + fmt(x) + "\" y1=\"" + fmt(y - 4) + "\" x2=\"" + fmt(x + 24) +
+         "\" y2=\"" + fmt(y - 4) + "\" stroke=\"" + color +
+         "\" stroke-width=\"3\"/>\n<text x=\"" + fmt(x + 30) + "\" y=\"" + fmt(y) + "\">" +
+         escape(label) + "</text>\n";
+}
+
+// [lo, hi] of the values, padded by `pad` of the span (a unit span around a single value).
+std::pair<double, double> padded(std::vector<double> v, double pad) {
+  double lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
+  if (hi - lo < 1e-12) lo -= 0.5, hi += 0.5;
+  return {lo - pad * (hi - lo), hi + pad * (hi - lo)};
+}
+
 } // namespace
 
 std::string renderPlotSvg(const std::string &title, const std::vector<double> &rho,
                           const std::vector<PlotSeries> &series) {
   const double W = 760, H = 620;
-  std::string svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                    "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"760\" height=\"620\" "
-                    "viewBox=\"0 0 760 620\" font-family=\"sans-serif\" font-size=\"12\">\n"
-                    "<rect width=\"760\" height=\"620\" fill=\"white\"/>\n";
-  svg += "<text x=\"" + fmt(W / 2) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" +
-         escape(title) + "</text>\n";
+  std::string svg = header(W, H, title);
   double xmin = rho.front(), xmax = rho.back();
   auto [v0, v1] = yRange(series, false);
   auto [s0, s1] = yRange(series, true);
   Panel top{80, 50, W - 110, 230, xmin, xmax, v0, v1};
   Panel bottom{80, 320, W - 110, 230, xmin, xmax, s0, s1};
-  for (const Panel *p : {&top, &bottom})
-    svg += "<clipPath id=\"c" + std::to_string(int(p->y0)) + "\"><rect x=\"" + fmt(p->x0) +
-           "\" y=\"" + fmt(p->y0) + "\" width=\"" + fmt(p->w) + "\" height=\"" + fmt(p->h) +
-           "\"/></clipPath>\n";
+  clipPath(svg, top);
+  clipPath(svg, bottom);
   axes(svg, top, "loss", false);
   axes(svg, bottom, "dL / d rho", true);
   svg += "<text x=\"" + fmt(top.x0 + top.w / 2) + "\" y=\"" + fmt(H - 30) +
@@ -143,11 +167,51 @@ std::string renderPlotSvg(const std::string &title, const std::vector<double> &r
     const char *color = kColors[k % (sizeof kColors / sizeof *kColors)];
     curve(svg, top, rho, series[k].value, color);
     curve(svg, bottom, rho, series[k].slope, color);
-    double ly = top.y0 + 14 + 18 * k;
-    svg += "<line x1=\"" + fmt(top.x0 + top.w - 250) + "\" y1=\"" + fmt(ly - 4) + "\" x2=\"" +
-           fmt(top.x0 + top.w - 226) + "\" y2=\"" + fmt(ly - 4) + "\" stroke=\"" + color +
-           "\" stroke-width=\"3\"/>\n<text x=\"" + fmt(top.x0 + top.w - 220) + "\" y=\"" + fmt(ly) +
-           "\">" + escape(series[k].label) + "</text>\n";
+    legendEntry(svg, top.x0 + top.w - 250, top.y0 + 14 + 18 * k, color, series[k].label);
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+std::string renderFrontierSvg(const std::string &title, const std::string &xlabel,
+                              const std::string &ylabel, const std::vector<FrontierSeries> &series,
+                              const FrontierPoint *baseline) {
+  const double W = 760, H = 520;
+  std::vector<double> xs, ys;
+  for (const FrontierSeries &s : series)
+    for (const FrontierPoint &p : s.points)
+      if (std::isfinite(p.x) && std::isfinite(p.y)) xs.push_back(p.x), ys.push_back(p.y);
+  if (baseline) xs.push_back(baseline->x), ys.push_back(baseline->y);
+  if (xs.empty()) xs.push_back(0), ys.push_back(0);
+  auto [x0, x1] = padded(xs, 0.06);
+  auto [y0, y1] = padded(ys, 0.1);
+  Panel p{80, 50, W - 110, H - 110, x0, x1, y0, y1};
+  std::string svg = header(W, H, title);
+  clipPath(svg, p);
+  axes(svg, p, ylabel, true);
+  svg += "<text x=\"" + fmt(p.x0 + p.w / 2) + "\" y=\"" + fmt(H - 18) +
+         "\" text-anchor=\"middle\">" + escape(xlabel) + "</text>\n";
+  for (size_t k = 0; k < series.size(); ++k) {
+    const char *color = kColors[k % (sizeof kColors / sizeof *kColors)];
+    std::vector<double> x, y;
+    for (const FrontierPoint &q : series[k].points) x.push_back(q.x), y.push_back(q.y);
+    curve(svg, p, x, y, color);
+    for (const FrontierPoint &q : series[k].points) {
+      if (!std::isfinite(q.x) || !std::isfinite(q.y)) continue;
+      svg += "<circle cx=\"" + fmt(p.px(q.x)) + "\" cy=\"" + fmt(p.py(q.y)) +
+             "\" r=\"4\" fill=\"" + color + "\"/>\n";
+      if (!q.label.empty())
+        svg += "<text x=\"" + fmt(p.px(q.x) + 6) + "\" y=\"" + fmt(p.py(q.y) - 6) +
+               "\" font-size=\"10\" fill=\"" + color + "\">" + escape(q.label) + "</text>\n";
+    }
+    legendEntry(svg, p.x0 + p.w - 170, p.y0 + p.h - 16 - 18 * (series.size() - 1 - k), color,
+                series[k].label);
+  }
+  if (baseline) {
+    svg += "<rect x=\"" + fmt(p.px(baseline->x) - 5) + "\" y=\"" + fmt(p.py(baseline->y) - 5) +
+           "\" width=\"10\" height=\"10\" fill=\"black\"/>\n<text x=\"" +
+           fmt(p.px(baseline->x) + 8) + "\" y=\"" + fmt(p.py(baseline->y) + 4) + "\">" +
+           escape(baseline->label) + "</text>\n";
   }
   svg += "</svg>\n";
   return svg;

@@ -35,4 +35,6 @@ std::shared_ptr<Loss> compileText(const std::string &name, const std::string &te
   return finish(runFrontendOnText(name, text, frontendOptions(options)), name);
 }
 
+std::string defaultStdlibDirectory() { return defaultStdlibDir(); }
+
 } // namespace lossc::rt

@@ -115,7 +115,8 @@ torch::Tensor sampleCompletions(CausalLm &model, const torch::Tensor &prompts, i
 }
 
 double pretrain(CausalLm &model, const SyntheticLanguage &language, int64_t steps, int64_t batch,
-                double lr, torch::Generator &gen) {
+                double lr, torch::Generator &gen,
+                const std::function<void(int64_t, int64_t)> &progress) {
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(lr).weight_decay(0.01));
   int64_t len = language.config().promptLength + language.config().completionLength;
   double recent = 0;
@@ -129,6 +130,7 @@ double pretrain(CausalLm &model, const SyntheticLanguage &language, int64_t step
     loss.backward();
     opt.step();
     if (step >= steps - 20) recent += loss.item<double>(), ++counted;
+    if (progress) progress(step + 1, steps);
   }
   return recent / std::max<int64_t>(counted, 1);
 }

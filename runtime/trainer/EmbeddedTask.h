@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace lossc::train {
@@ -75,6 +76,7 @@ torch::Tensor sampleCompletions(CausalLm &model, const torch::Tensor &prompts, i
 // Supervised pre-training on the source's sequences (AdamW, cross-entropy); returns the mean
 // next-token loss of the last steps.
 double pretrain(CausalLm &model, const SyntheticLanguage &language, int64_t steps, int64_t batch,
-                double lr, torch::Generator &gen);
+                double lr, torch::Generator &gen,
+                const std::function<void(int64_t, int64_t)> &progress = {});
 
 } // namespace lossc::train

@@ -99,7 +99,10 @@ TEST_CASE("dpo and lrml at beta 0.05 raise the mean reward above the SFT model")
     // 0.34 -> 0.25, held-out accuracy 29%); at 3e-3 the margins leave it and it trains like dpo.
     TrainConfig tc;
     tc.lr = 3e-3;
-    CausalLm policy = trainPolicy(sft, train, loss, params, tc, gen);
+    TrainResult r = trainPolicy(sft, train, compiledPairLoss(loss, params), tc);
+    CHECK(r.stepsDone == tc.steps);
+    CHECK(r.skipped == 0);
+    CausalLm &policy = r.policy;
     torch::Generator g = at::detail::createCPUGenerator(99);
     Evaluation e = evaluate(policy, sft, lang, prompts, heldOut, g);
     MESSAGE(name << ": reward " << base.meanReward << " -> " << e.meanReward << ", KL " << e.kl

@@ -21,4 +21,7 @@ std::shared_ptr<Loss> compile(const std::string &path, const CompileOptions &opt
 std::shared_ptr<Loss> compileText(const std::string &name, const std::string &text,
                                   const CompileOptions &options = {});
 
+// The stdlib directory used when CompileOptions::stdlibDir is empty.
+std::string defaultStdlibDirectory();
+
 } // namespace lossc::rt

@@ -1,0 +1,588 @@
+// lossc-train: preference optimization on the embedded task with compiled losses.
+//
+// Trains a policy from the SFT model with each loss at each beta, evaluates it on held-out
+// prompts (mean reward, KL to the reference, held-out preference accuracy), prints a table
+// against the SFT model and writes results (JSON and CSV) and the reward-KL frontier (SVG).
+#include <boost/program_options.hpp>
+#include <torch/torch.h>
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "Distributed.h"
+#include "Files.h"
+#include "Plot.h"
+#include "Preference.h"
+#include "Setup.h"
+#include "Version.h"
+#include "lossc/jit.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+using namespace lossc;
+using namespace lossc::train;
+
+namespace {
+
+constexpr int kExitOk = 0, kExitFailed = 1, kExitUsage = 2;
+
+const char *kUsage =
+    "usage: lossc-train [options]\n"
+    "\n"
+    "Preference optimization on the embedded task (a synthetic language, a small causal\n"
+    "transformer pre-trained on it as the SFT and reference model, a programmatic reward) with\n"
+    "compiled losses. Each --loss is trained at each --beta from the SFT model, then evaluated on\n"
+    "held-out prompts: mean reward of sampled completions, KL(policy || reference) in nats per\n"
+    "completion (the mean of log pi(y) - log ref(y) over y sampled from the policy), and the\n"
+    "held-out preference accuracy of the implicit reward.\n"
+    "\n"
+    "  lossc-train --loss dpo --beta 0.05\n"
+    "  lossc-train --loss dpo --loss lrml --beta 0.01,0.05,0.1,0.5 --results r.json --plot f.svg\n"
+    "  lossc-train --config run.ini          (options as `name = value` lines)\n"
+    "\n"
+    "A loss is a stdlib name (dpo), a .loss file (JIT-compiled in process) or a shared object\n"
+    "from `lossc FILE.loss -o FILE.so`. With --checkpoint-dir, each run checkpoints into\n"
+    "DIR/<loss>-beta-<beta>/ and a rerun of the same command resumes where it stopped.\n"
+    "Data parallel: start one process per rank with --world-size, --rank, --master-addr and\n"
+    "--master-port (or WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT); rank 0 reports.\n"
+    "Exit status: 0 success, 1 a run failed or was stopped by the non-finite guard, 2 usage.\n";
+
+int usageError(const std::string &message) {
+  std::cerr << "lossc-train: error: " << message << "\ntry 'lossc-train --help'\n";
+  return kExitUsage;
+}
+
+std::string number(double v, int digits = 4) {
+  if (std::isnan(v)) return "nan";
+  std::ostringstream s;
+  s.precision(digits);
+  s << v;
+  return s.str();
+}
+
+std::string fixed(double v, int decimals) {
+  if (!std::isfinite(v)) return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string seconds(double s) {
+  char buf[32];
+  if (s < 60)
+    std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else
+    std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  return buf;
+}
+
+// A progress bar on a terminal (redrawn at most ten times a second), a line every tenth of
+// the work otherwise (logs), nothing when disabled.
+class Progress {
+public:
+  enum Mode { Auto, Always, Never };
+  Progress(Mode mode, bool active)
+      : tty_(mode == Always || (mode == Auto && ::isatty(STDERR_FILENO))),
+        enabled_(active && mode != Never) {}
+
+  void start(const std::string &label, int64_t total) {
+    label_ = label;
+    total_ = total;
+    lastDecile_ = -1;
+    begin_ = last_ = Clock::now();
+  }
+  void update(int64_t done, const std::string &extra = "") {
+    if (!enabled_ || total_ <= 0) return;
+    auto now = Clock::now();
+    double elapsed = std::chrono::duration<double>(now - begin_).count();
+    double rate = elapsed > 0 ? done / elapsed : 0;
+    std::string eta = rate > 0 ? seconds((total_ - done) / rate) : "?";
+    char stats[160];
+    std::snprintf(stats, sizeof stats, "%lld/%lld  %.1f/s  ETA %s", (long long)done,
+                  (long long)total_, rate, eta.c_str());
+    if (tty_) {
+      if (done < total_ && now - last_ < std::chrono::milliseconds(100)) return;
+      last_ = now;
+      int width = 24, filled = int(width * done / total_);
+      std::fprintf(stderr, "\r\033[K%-28s [%s%s] %s %s", label_.c_str(),
+                   std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
+                   stats, extra.c_str());
+      if (done == total_) std::fprintf(stderr, "\r\033[K%s: done in %s\n", label_.c_str(),
+                                       seconds(elapsed).c_str());
+    } else {
+      int decile = int(10 * done / total_);
+      if (decile == lastDecile_) return;
+      lastDecile_ = decile;
+      std::fprintf(stderr, "%s: %s %s\n", label_.c_str(), stats, extra.c_str());
+    }
+    std::fflush(stderr);
+  }
+
+private:
+  using Clock = std::chrono::steady_clock;
+  bool tty_, enabled_;
+  std::string label_;
+  int64_t total_ = 0;
+  int lastDecile_ = -1;
+  Clock::time_point begin_, last_;
+};
+
+struct LossChoice {
+  std::string spec;                   // as given
+  std::shared_ptr<const rt::Loss> loss;
+  double compileMs = 0;
+};
+
+std::shared_ptr<const rt::Loss> loadLoss(const std::string &spec, const std::string &stdlibDir) {
+  std::string path = spec;
+  bool plainName = spec.find('/') == std::string::npos && spec.find('.') == std::string::npos;
+  if (plainName) {
+    std::string dir = stdlibDir.empty() ? rt::defaultStdlibDirectory() : stdlibDir;
+    path = (fs::path(dir) / (spec + ".loss")).string();
+    if (!fs::exists(path))
+      throw rt::Error("'" + spec + "' is not a stdlib loss (no " + path +
+                      ") nor a .loss or .so file");
+  }
+  if (!fs::exists(path)) throw rt::Error("no such file: '" + path + "'");
+  rt::CompileOptions options;
+  options.stdlibDir = stdlibDir;
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".so") == 0)
+    return rt::Loss::open(path);
+  return rt::compile(path, options);
+}
+
+struct Run {
+  std::string loss, label;
+  double beta = NAN;
+  std::vector<std::pair<std::string, double>> params;
+  Evaluation eval{NAN, NAN, NAN};
+  TrainResult train;
+  double seconds = 0;
+  std::string policyDigest, error;
+};
+
+std::string jsonString(const std::string &s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\')
+      out += '\\', out += ch;
+    else if (static_cast<unsigned char>(ch) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+      out += buf;
+    } else
+      out += ch;
+  }
+  return out + "\"";
+}
+
+std::string jsonNumber(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream s;
+  s.precision(10);
+  s << v;
+  return s.str();
+}
+
+std::string resultsJson(const std::string &setup, const TrainConfig &tc, const Evaluation &sft,
+                        const std::vector<Run> &runs) {
+  std::ostringstream j;
+  j << "{\n  \"schema\": \"lossc.train/1\",\n  \"setup\": " << jsonString(setup)
+    << ",\n  \"training\": {\"steps\": " << tc.steps << ", \"batch\": " << tc.batch
+    << ", \"lr\": " << jsonNumber(tc.lr) << ", \"warmup_fraction\": "
+    << jsonNumber(tc.warmupFraction) << ", \"clip_norm\": " << jsonNumber(tc.clipNorm)
+    << ", \"seed\": " << tc.seed << "},\n"
+    << "  \"kl\": \"KL(policy || reference), nats per completion, mean over completions "
+       "sampled from the policy of log pi(y|x) - log ref(y|x)\",\n"
+    << "  \"sft\": {\"reward\": " << jsonNumber(sft.meanReward) << ", \"kl\": 0},\n"
+    << "  \"runs\": [";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const Run &r = runs[i];
+    j << (i ? ",\n" : "\n") << "    {\"loss\": " << jsonString(r.loss)
+      << ", \"beta\": " << jsonNumber(r.beta) << ", \"params\": {";
+    for (size_t k = 0; k < r.params.size(); ++k)
+      j << (k ? ", " : "") << jsonString(r.params[k].first) << ": "
+        << jsonNumber(r.params[k].second);
+    j << "}, \"reward\": " << jsonNumber(r.eval.meanReward)
+      << ", \"kl\": " << jsonNumber(r.eval.kl) << ", \"accuracy\": "
+      << jsonNumber(r.eval.accuracy) << ", \"steps\": " << r.train.stepsDone
+      << ", \"skipped_steps\": " << r.train.skipped
+      << ", \"stopped\": " << (r.train.stopped ? "true" : "false")
+      << ", \"seconds\": " << jsonNumber(r.seconds)
+      << ", \"policy_sha256\": " << jsonString(r.policyDigest)
+      << ", \"error\": " << (r.error.empty() ? "null" : jsonString(r.error)) << "}";
+  }
+  j << "\n  ]\n}\n";
+  return j.str();
+}
+
+std::string resultsCsv(const Evaluation &sft, const std::vector<Run> &runs) {
+  std::ostringstream c;
+  c.precision(10);
+  c << "loss,beta,reward,kl,accuracy,steps,skipped_steps,stopped,seconds\n";
+  c << "sft,," << sft.meanReward << ",0,,,,,\n";
+  for (const Run &r : runs)
+    c << r.loss << "," << r.beta << "," << r.eval.meanReward << "," << r.eval.kl << ","
+      << r.eval.accuracy << "," << r.train.stepsDone << "," << r.train.skipped << ","
+      << (r.train.stopped ? 1 : 0) << "," << r.seconds << "\n";
+  return c.str();
+}
+
+std::string frontierSvg(const Evaluation &sft, const std::vector<Run> &runs,
+                        const std::string &subtitle) {
+  std::vector<FrontierSeries> series;
+  std::map<std::string, size_t> index;
+  for (const Run &r : runs) {
+    if (!r.error.empty() || r.train.stopped) continue;
+    auto [it, fresh] = index.emplace(r.loss, series.size());
+    if (fresh) series.push_back({r.loss, {}});
+    series[it->second].points.push_back(
+        {r.eval.kl, r.eval.meanReward, std::isnan(r.beta) ? "" : "β " + number(r.beta, 3)});
+  }
+  FrontierPoint base{0, sft.meanReward, "SFT"};
+  return renderFrontierSvg("reward against KL to the reference" + subtitle,
+                           "KL(policy || reference), nats per completion", "mean reward",
+                           series, &base);
+}
+
+std::vector<double> parseList(const std::string &text, const std::string &what) {
+  std::vector<double> out;
+  std::stringstream s(text);
+  std::string item;
+  while (std::getline(s, item, ',')) {
+    char *end = nullptr;
+    double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end || !std::isfinite(v))
+      throw po::error(what + ": '" + item + "' is not a number");
+    out.push_back(v);
+  }
+  if (out.empty()) throw po::error(what + " is empty");
+  return out;
+}
+
+std::pair<std::string, double> parseParam(const std::string &text) {
+  size_t eq = text.find('=');
+  char *end = nullptr;
+  double v = eq == std::string::npos ? 0 : std::strtod(text.c_str() + eq + 1, &end);
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size() || *end)
+    throw po::error("--param wants NAME=VALUE, not '" + text + "'");
+  return {text.substr(0, eq), v};
+}
+
+// libtorch's intra-op threads, and OpenBLAS's own pool when OpenBLAS is the BLAS (its
+// threads otherwise spin beside libtorch's: 40% slower on 2 cores).
+void setThreads(int n) {
+  at::set_num_threads(n);
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    set(n);
+}
+
+std::string envOr(const char *name, const std::string &fallback) {
+  const char *v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  po::options_description general("general"), loss("losses"), training("training"),
+      task("the embedded task"), files("files"), dist("data parallel (c10d, Gloo)");
+  // clang-format off
+  general.add_options()
+      ("help,h", "print this help")
+      ("version", "print the version")
+      ("config", po::value<std::string>(), "read options from FILE (`name = value` lines, # comments)")
+      ("threads", po::value<int>()->default_value(1), "intra-op threads of libtorch per process")
+      ("progress", po::value<std::string>()->default_value("auto"),
+       "auto (a bar on a terminal, lines otherwise), always, never")
+      ("quiet,q", "print only the results table and errors");
+  loss.add_options()
+      ("loss,l", po::value<std::vector<std::string>>()->composing(),
+       "a stdlib name, FILE.loss or FILE.so (repeatable)")
+      ("beta", po::value<std::string>(), "beta, or a comma-separated list of betas to sweep")
+      ("param,p", po::value<std::vector<std::string>>()->composing(),
+       "another loss parameter, NAME=VALUE (repeatable)")
+      ("stdlib", po::value<std::string>(), "the stdlib directory (default: $LOSSC_STDLIB or the build's)");
+  training.add_options()
+      ("steps", po::value<int64_t>()->default_value(120), "optimizer steps")
+      ("batch", po::value<int64_t>()->default_value(32), "pairs per step (the global batch)")
+      ("lr", po::value<double>()->default_value(3e-3), "peak learning rate (AdamW)")
+      ("warmup", po::value<double>()->default_value(0.1), "fraction of steps of linear warmup (then cosine decay)")
+      ("clip", po::value<double>()->default_value(1.0), "gradient norm clip")
+      ("seed", po::value<uint64_t>()->default_value(1), "seed of the batch order")
+      ("max-bad-steps", po::value<int64_t>()->default_value(5),
+       "stop after this many steps in a row with a non-finite loss or gradient (0: never)");
+  task.add_options()
+      ("sft-steps", po::value<int64_t>()->default_value(400), "pre-training steps of the SFT model")
+      ("pairs", po::value<int64_t>()->default_value(512), "training preference pairs")
+      ("heldout-pairs", po::value<int64_t>()->default_value(256), "held-out pairs (accuracy)")
+      ("eval-prompts", po::value<int64_t>()->default_value(512), "held-out prompts (reward, KL)")
+      ("label-sharpness", po::value<double>()->default_value(20),
+       "Bradley-Terry labels: P(first chosen) = sigmoid(s * (r1 - r2))")
+      ("task-seed", po::value<uint64_t>()->default_value(11), "seed of the SFT model and the pairs");
+  files.add_options()
+      ("work-dir", po::value<std::string>()->default_value("lossc-train.out"),
+       "where the setup cache (sft.pt) and the final policies go")
+      ("checkpoint-dir", po::value<std::string>(), "checkpoint here and resume from here")
+      ("checkpoint-every", po::value<int64_t>()->default_value(20), "steps between checkpoints")
+      ("results", po::value<std::string>(), "write the results as JSON to FILE (and CSV beside it)")
+      ("plot", po::value<std::string>(), "write the reward-KL frontier as SVG to FILE");
+  dist.add_options()
+      ("world-size", po::value<int>(), "number of processes (default $WORLD_SIZE or 1)")
+      ("rank", po::value<int>(), "this process's rank (default $RANK or 0)")
+      ("master-addr", po::value<std::string>(), "rank 0's address (default $MASTER_ADDR or 127.0.0.1)")
+      ("master-port", po::value<int>(), "rank 0's TCPStore port (default $MASTER_PORT or 29500)")
+      ("gloo-interface", po::value<std::string>(), "the network interface Gloo uses (default: by address)");
+  // clang-format on
+  po::options_description all;
+  all.add(general).add(loss).add(training).add(task).add(files).add(dist);
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, all), vm);
+    if (vm.count("config")) {
+      std::string path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) return usageError("cannot read the config file '" + path + "'");
+      po::store(po::parse_config_file(in, all), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error &e) {
+    return usageError(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << kUsage << "\n" << all;
+    return kExitOk;
+  }
+  if (vm.count("version")) {
+    std::cout << "lossc-train " << LOSSC_VERSION_STRING << " (libtorch " << TORCH_VERSION
+              << ")\n";
+    return kExitOk;
+  }
+
+  std::vector<std::string> lossSpecs;
+  if (vm.count("loss")) lossSpecs = vm["loss"].as<std::vector<std::string>>();
+  if (lossSpecs.empty()) return usageError("no --loss given (try --loss dpo)");
+  std::vector<double> betas;
+  std::vector<std::pair<std::string, double>> extraParams;
+  Progress::Mode mode;
+  try {
+    if (vm.count("beta")) betas = parseList(vm["beta"].as<std::string>(), "--beta");
+    if (vm.count("param"))
+      for (const std::string &p : vm["param"].as<std::vector<std::string>>())
+        extraParams.push_back(parseParam(p));
+    std::string m = vm["progress"].as<std::string>();
+    if (m != "auto" && m != "always" && m != "never")
+      throw po::error("--progress must be auto, always or never, not '" + m + "'");
+    mode = m == "auto" ? Progress::Auto : m == "always" ? Progress::Always : Progress::Never;
+  } catch (const po::error &e) {
+    return usageError(e.what());
+  }
+
+  TrainConfig tc;
+  tc.steps = vm["steps"].as<int64_t>();
+  tc.batch = vm["batch"].as<int64_t>();
+  tc.lr = vm["lr"].as<double>();
+  tc.warmupFraction = vm["warmup"].as<double>();
+  tc.clipNorm = vm["clip"].as<double>();
+  tc.seed = vm["seed"].as<uint64_t>();
+  tc.maxBadSteps = vm["max-bad-steps"].as<int64_t>();
+  tc.checkpointEvery = vm["checkpoint-every"].as<int64_t>();
+  SetupConfig sc;
+  sc.sftSteps = vm["sft-steps"].as<int64_t>();
+  sc.trainPairs = vm["pairs"].as<int64_t>();
+  sc.heldOutPairs = vm["heldout-pairs"].as<int64_t>();
+  sc.evalPrompts = vm["eval-prompts"].as<int64_t>();
+  sc.labelSharpness = vm["label-sharpness"].as<double>();
+  sc.seed = vm["task-seed"].as<uint64_t>();
+  if (tc.steps < 1 || tc.batch < 1 || !(tc.lr > 0) || tc.warmupFraction < 0 ||
+      tc.warmupFraction > 1 || !(tc.clipNorm > 0) || tc.maxBadSteps < 0 ||
+      tc.checkpointEvery < 0 || sc.sftSteps < 0 || sc.trainPairs < 1 || sc.heldOutPairs < 1 ||
+      sc.evalPrompts < 1 || vm["threads"].as<int>() < 1)
+    return usageError("--steps, --batch, --lr, --clip, --pairs, --heldout-pairs, --eval-prompts "
+                      "and --threads must be positive; --warmup in [0, 1]; the rest >= 0");
+
+  DistributedConfig dc;
+  try {
+    dc.worldSize = vm.count("world-size") ? vm["world-size"].as<int>()
+                                          : std::stoi(envOr("WORLD_SIZE", "1"));
+    dc.rank = vm.count("rank") ? vm["rank"].as<int>() : std::stoi(envOr("RANK", "0"));
+    dc.masterAddr = vm.count("master-addr") ? vm["master-addr"].as<std::string>()
+                                            : envOr("MASTER_ADDR", "127.0.0.1");
+    int port = vm.count("master-port") ? vm["master-port"].as<int>()
+                                       : std::stoi(envOr("MASTER_PORT", "29500"));
+    if (port < 1 || port > 65535) throw std::invalid_argument("port");
+    dc.masterPort = uint16_t(port);
+  } catch (const std::exception &) {
+    return usageError("WORLD_SIZE, RANK and MASTER_PORT must be integers (a port in 1..65535)");
+  }
+  if (vm.count("gloo-interface")) dc.interface = vm["gloo-interface"].as<std::string>();
+  if (dc.worldSize < 1 || dc.rank < 0 || dc.rank >= dc.worldSize)
+    return usageError("--rank must be in [0, --world-size)");
+  if (tc.batch % dc.worldSize != 0)
+    return usageError("--batch (" + std::to_string(tc.batch) +
+                      ") must be a multiple of --world-size (" + std::to_string(dc.worldSize) + ")");
+
+  bool lead = dc.rank == 0, quiet = vm.count("quiet") > 0;
+  Progress progress(mode, lead && !quiet);
+  auto say = [&](const std::string &line) {
+    if (lead && !quiet) std::cerr << line << "\n";
+  };
+  setThreads(vm["threads"].as<int>());
+  std::string stdlibDir = vm.count("stdlib") ? vm["stdlib"].as<std::string>() : "";
+  std::string workDir = vm["work-dir"].as<std::string>();
+
+  try {
+    // The losses: compiled (or loaded) and verified before any training starts.
+    std::vector<LossChoice> losses;
+    for (const std::string &spec : lossSpecs) {
+      auto t0 = std::chrono::steady_clock::now();
+      LossChoice c{spec, loadLoss(spec, stdlibDir)};
+      c.compileMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                        .count();
+      if (!betas.empty() && c.loss->paramIndex("beta") < 0)
+        throw rt::Error("loss '" + c.loss->name() + "' has no parameter 'beta' to set");
+      if (c.loss->batchCoupled() && dc.worldSize > 1)
+        say("note: '" + c.loss->name() + "' is batch-coupled; with " +
+            std::to_string(dc.worldSize) + " processes each computes it over its own shard");
+      say("loss " + c.loss->name() + " (" + spec + "): ready in " + fixed(c.compileMs, 0) +
+          " ms, source sha256 " + c.loss->sourceSha256().substr(0, 12));
+      losses.push_back(std::move(c));
+    }
+
+    std::unique_ptr<Communicator> comm;
+    if (dc.worldSize > 1) {
+      say("joining " + std::to_string(dc.worldSize) + " processes at " + dc.masterAddr + ":" +
+          std::to_string(dc.masterPort));
+      comm = Communicator::connect(dc);
+    }
+
+    progress.start("pre-training the SFT model", sc.sftSteps);
+    Setup setup = prepareSetup(sc, (fs::path(workDir) / "sft.pt").string(), comm.get(),
+                               [&](int64_t done, int64_t) { progress.update(done); });
+    say(setup.fromCache ? "SFT model and pairs: loaded from " + workDir + "/sft.pt"
+                        : "SFT model: next-token loss " + fixed(setup.sftLoss, 3) +
+                              " nats; pairs sampled and labelled");
+
+    Evaluation sft{NAN, 0, NAN};
+    if (lead) {
+      torch::Generator g = at::detail::createCPUGenerator(sc.seed + 99);
+      sft = evaluate(setup.sft, setup.sft, setup.language, setup.evalPrompts, setup.heldOut, g);
+    }
+
+    std::vector<Run> runs;
+    bool failed = false;
+    for (const LossChoice &lc : losses) {
+      std::vector<double> runBetas = betas;
+      if (runBetas.empty()) runBetas.push_back(NAN); // the loss's own default
+      for (double beta : runBetas) {
+        Run run;
+        run.loss = lc.loss->name();
+        run.beta = beta;
+        run.params = extraParams;
+        if (!std::isnan(beta)) run.params.insert(run.params.begin(), {"beta", beta});
+        if (std::isnan(beta) && lc.loss->paramIndex("beta") >= 0)
+          run.beta = lc.loss->params()[lc.loss->paramIndex("beta")].defaultValue;
+        run.label = run.loss + (std::isnan(run.beta) ? "" : "-beta-" + number(run.beta, 6));
+        std::vector<double> values = lc.loss->bindParams(run.params);
+        std::ostringstream fp;
+        fp.precision(17);
+        fp << "loss=" << lc.loss->sourceSha256() << " params=";
+        for (double v : values) fp << v << ",";
+        fp << " steps=" << tc.steps << " batch=" << tc.batch << " lr=" << tc.lr
+           << " warmup=" << tc.warmupFraction << " clip=" << tc.clipNorm << " seed=" << tc.seed
+           << " " << describe(sc);
+        TrainConfig rc = tc;
+        rc.fingerprint = fp.str();
+        if (vm.count("checkpoint-dir"))
+          rc.checkpointDir = (fs::path(vm["checkpoint-dir"].as<std::string>()) / run.label).string();
+        TrainHooks hooks;
+        hooks.comm = comm.get();
+        progress.start("training " + run.label, tc.steps);
+        hooks.progress = [&](const TrainStatus &s) {
+          progress.update(s.step, "loss " + number(s.loss, 4) +
+                                      (s.skipped ? "  skipped " + std::to_string(s.skipped) : ""));
+        };
+        auto t0 = std::chrono::steady_clock::now();
+        run.train = trainPolicy(setup.sft, setup.train, compiledPairLoss(lc.loss, values), rc, hooks);
+        run.seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (run.train.resumedFrom >= 0)
+          say(run.label + ": resumed from the checkpoint of step " +
+              std::to_string(run.train.resumedFrom) + " in " + rc.checkpointDir);
+        if (run.train.skipped > 0 && !run.train.stopped)
+          say(run.label + ": " + std::to_string(run.train.skipped) + " of " +
+              std::to_string(run.train.stepsDone) +
+              " steps were skipped: their loss or gradient was not finite");
+        if (run.train.stopped) {
+          std::cerr << "lossc-train: " << run.label << ": " << run.train.message << "\n";
+          run.error = run.train.message;
+          failed = true;
+        }
+        run.policyDigest = weightsDigest(run.train.policy);
+        if (lead) {
+          if (!run.train.stopped) {
+            torch::Generator g = at::detail::createCPUGenerator(sc.seed + 99);
+            run.eval = evaluate(run.train.policy, setup.sft, setup.language, setup.evalPrompts,
+                                setup.heldOut, g);
+          }
+          fs::create_directories(fs::path(workDir) / "policies");
+          std::string path = (fs::path(workDir) / "policies" / (run.label + ".pt")).string();
+          writeAtomically(path, [&](const std::string &tmp) { torch::save(run.train.policy, tmp); });
+        }
+        runs.push_back(std::move(run));
+      }
+    }
+    if (!lead) return failed ? kExitFailed : kExitOk;
+
+    // The table.
+    std::printf("\n%-22s %9s %13s %9s %7s %8s\n", "model", "reward", "KL (nats)", "accuracy",
+                "skipped", "time");
+    std::printf("%-22s %9s %13s %9s %7s %8s\n", "sft (reference)",
+                fixed(sft.meanReward, 3).c_str(), "0", "-", "-", "-");
+    for (const Run &r : runs)
+      if (r.train.stopped)
+        std::printf("%-22s %9s %13s %9s %7lld %8s\n", r.label.c_str(), "stopped", "-", "-",
+                    (long long)r.train.skipped, seconds(r.seconds).c_str());
+      else
+        std::printf("%-22s %9s %13s %9s %7lld %8s\n", r.label.c_str(),
+                  fixed(r.eval.meanReward, 3).c_str(), fixed(r.eval.kl, 2).c_str(),
+                  std::isnan(r.eval.accuracy) ? "-" : (fixed(100 * r.eval.accuracy, 1) + "%").c_str(),
+                  (long long)r.train.skipped, seconds(r.seconds).c_str());
+    std::printf("\nreward: mean over %lld held-out prompts of a sampled completion's reward; KL: "
+                "KL(policy || reference), nats per completion; accuracy: held-out pairs whose "
+                "implicit reward margin prefers the chosen completion.\n",
+                (long long)sc.evalPrompts);
+    for (const Run &r : runs)
+      std::printf("policy %s: sha256 %s\n", r.label.c_str(), r.policyDigest.c_str());
+
+    if (vm.count("results")) {
+      std::string path = vm["results"].as<std::string>();
+      writeTextAtomically(path, resultsJson(describe(sc), tc, sft, runs));
+      std::string csv = fs::path(path).replace_extension(".csv").string();
+      writeTextAtomically(csv, resultsCsv(sft, runs));
+      say("wrote " + path + " and " + csv);
+    }
+    if (vm.count("plot")) {
+      std::string path = vm["plot"].as<std::string>();
+      writeTextAtomically(path, frontierSvg(sft, runs, " (embedded task, " +
+                                                           std::to_string(tc.steps) + " steps)"));
+      say("wrote " + path);
+    }
+    return failed ? kExitFailed : kExitOk;
+  } catch (const std::exception &e) {
+    std::cerr << "lossc-train: error: " << e.what() << "\n";
+    return kExitFailed;
+  }
+}
