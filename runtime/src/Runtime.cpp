@@ -2,6 +2,7 @@
 #include "lossc/runtime.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <dlfcn.h>
 #include <elf.h>
@@ -16,10 +17,30 @@ namespace lossc::rt {
 
 namespace {
 
+// The shortest text that reads back as v.
+std::string shortestText(double v) {
+  char buf[32];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+// The metadata stores an open bound as the next double inside it: (0, inf) is
+// [4.9e-324, inf]. Shown as the user wrote it: a bound whose neighbour outside it has a
+// shorter text is open.
 std::string rangeText(const ParamInfo &p) {
-  std::ostringstream os;
-  os << "[" << p.min << ", " << p.max << "]";
-  return os.str();
+  auto bound = [](double v, double outward, char closed, char open) {
+    std::string text = shortestText(v);
+    if (!std::isfinite(v)) return std::make_pair(text, open);
+    std::string outText = shortestText(std::nextafter(v, outward));
+    if (outText.size() < text.size()) return std::make_pair(outText, open);
+    return std::make_pair(text, closed);
+  };
+  auto [lo, lb] = bound(p.min, -HUGE_VAL, '[', '(');
+  auto [hi, hb] = bound(p.max, HUGE_VAL, ']', ')');
+  return std::string(1, lb) + lo + ", " + hi + hb;
 }
 
 bool isIdentifier(const char *s) {

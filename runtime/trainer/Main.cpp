@@ -164,6 +164,7 @@ std::shared_ptr<const rt::Loss> loadLoss(const std::string &spec, const std::str
 struct Run {
   std::string loss, label;
   double beta = NAN;
+  uint64_t seed = 1;
   std::vector<std::pair<std::string, double>> params;
   Evaluation eval{NAN, NAN, NAN};
   TrainResult train;
@@ -194,14 +195,58 @@ std::string jsonNumber(double v) {
   return s.str();
 }
 
+// The runs of one loss at one beta over the seeds: means and standard deviations of the
+// completed ones.
+struct Cell {
+  std::string loss;
+  double beta;
+  int completed = 0, total = 0;
+  double reward = 0, kl = 0, accuracy = 0, rewardSd = 0, klSd = 0;
+};
+
+std::vector<Cell> aggregate(const std::vector<Run> &runs) {
+  std::vector<Cell> cells;
+  std::vector<std::vector<const Run *>> members;
+  for (const Run &r : runs) {
+    size_t i = 0;
+    while (i < cells.size() &&
+           !(cells[i].loss == r.loss && (cells[i].beta == r.beta ||
+                                         (std::isnan(cells[i].beta) && std::isnan(r.beta)))))
+      ++i;
+    if (i == cells.size()) cells.push_back({r.loss, r.beta}), members.emplace_back();
+    members[i].push_back(&r);
+  }
+  for (size_t i = 0; i < cells.size(); ++i) {
+    Cell &c = cells[i];
+    c.total = int(members[i].size());
+    std::vector<const Run *> ok;
+    for (const Run *r : members[i])
+      if (!r->train.stopped && r->error.empty()) ok.push_back(r);
+    c.completed = int(ok.size());
+    if (ok.empty()) {
+      c.reward = c.kl = c.accuracy = NAN;
+      continue;
+    }
+    for (const Run *r : ok)
+      c.reward += r->eval.meanReward / ok.size(), c.kl += r->eval.kl / ok.size(),
+          c.accuracy += r->eval.accuracy / ok.size();
+    for (const Run *r : ok)
+      c.rewardSd += std::pow(r->eval.meanReward - c.reward, 2),
+          c.klSd += std::pow(r->eval.kl - c.kl, 2);
+    c.rewardSd = ok.size() > 1 ? std::sqrt(c.rewardSd / (ok.size() - 1)) : 0;
+    c.klSd = ok.size() > 1 ? std::sqrt(c.klSd / (ok.size() - 1)) : 0;
+  }
+  return cells;
+}
+
 std::string resultsJson(const std::string &setup, const TrainConfig &tc, const Evaluation &sft,
-                        const std::vector<Run> &runs) {
+                        const std::vector<Run> &runs, const std::vector<Cell> &cells) {
   std::ostringstream j;
   j << "{\n  \"schema\": \"lossc.train/1\",\n  \"setup\": " << jsonString(setup)
     << ",\n  \"training\": {\"steps\": " << tc.steps << ", \"batch\": " << tc.batch
     << ", \"lr\": " << jsonNumber(tc.lr) << ", \"warmup_fraction\": "
     << jsonNumber(tc.warmupFraction) << ", \"clip_norm\": " << jsonNumber(tc.clipNorm)
-    << ", \"seed\": " << tc.seed << "},\n"
+    << "},\n"
     << "  \"kl\": \"KL(policy || reference), nats per completion, mean over completions "
        "sampled from the policy of log pi(y|x) - log ref(y|x)\",\n"
     << "  \"sft\": {\"reward\": " << jsonNumber(sft.meanReward) << ", \"kl\": 0},\n"
@@ -209,7 +254,7 @@ std::string resultsJson(const std::string &setup, const TrainConfig &tc, const E
   for (size_t i = 0; i < runs.size(); ++i) {
     const Run &r = runs[i];
     j << (i ? ",\n" : "\n") << "    {\"loss\": " << jsonString(r.loss)
-      << ", \"beta\": " << jsonNumber(r.beta) << ", \"params\": {";
+      << ", \"beta\": " << jsonNumber(r.beta) << ", \"seed\": " << r.seed << ", \"params\": {";
     for (size_t k = 0; k < r.params.size(); ++k)
       j << (k ? ", " : "") << jsonString(r.params[k].first) << ": "
         << jsonNumber(r.params[k].second);
@@ -222,6 +267,16 @@ std::string resultsJson(const std::string &setup, const TrainConfig &tc, const E
       << ", \"policy_sha256\": " << jsonString(r.policyDigest)
       << ", \"error\": " << (r.error.empty() ? "null" : jsonString(r.error)) << "}";
   }
+  j << "\n  ],\n  \"summary\": [";
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const Cell &c = cells[i];
+    j << (i ? ",\n" : "\n") << "    {\"loss\": " << jsonString(c.loss)
+      << ", \"beta\": " << jsonNumber(c.beta) << ", \"runs\": " << c.total
+      << ", \"completed\": " << c.completed << ", \"reward\": " << jsonNumber(c.reward)
+      << ", \"reward_sd\": " << jsonNumber(c.rewardSd) << ", \"kl\": " << jsonNumber(c.kl)
+      << ", \"kl_sd\": " << jsonNumber(c.klSd) << ", \"accuracy\": " << jsonNumber(c.accuracy)
+      << "}";
+  }
   j << "\n  ]\n}\n";
   return j.str();
 }
@@ -229,26 +284,29 @@ std::string resultsJson(const std::string &setup, const TrainConfig &tc, const E
 std::string resultsCsv(const Evaluation &sft, const std::vector<Run> &runs) {
   std::ostringstream c;
   c.precision(10);
-  c << "loss,beta,reward,kl,accuracy,steps,skipped_steps,stopped,seconds\n";
-  c << "sft,," << sft.meanReward << ",0,,,,,\n";
+  c << "loss,beta,seed,reward,kl,accuracy,steps,skipped_steps,stopped,seconds\n";
+  c << "sft,,," << sft.meanReward << ",0,,,,,\n";
   for (const Run &r : runs)
-    c << r.loss << "," << r.beta << "," << r.eval.meanReward << "," << r.eval.kl << ","
+    c << r.loss << "," << r.beta << "," << r.seed << "," << r.eval.meanReward << "," << r.eval.kl << ","
       << r.eval.accuracy << "," << r.train.stepsDone << "," << r.train.skipped << ","
       << (r.train.stopped ? 1 : 0) << "," << r.seconds << "\n";
   return c.str();
 }
 
-std::string frontierSvg(const Evaluation &sft, const std::vector<Run> &runs,
+std::string frontierSvg(const Evaluation &sft, const std::vector<Cell> &cells,
                         const std::string &subtitle) {
   std::vector<FrontierSeries> series;
   std::map<std::string, size_t> index;
-  for (const Run &r : runs) {
-    if (!r.error.empty() || r.train.stopped) continue;
-    auto [it, fresh] = index.emplace(r.loss, series.size());
-    if (fresh) series.push_back({r.loss, {}});
+  for (const Cell &c : cells) {
+    if (c.completed == 0) continue;
+    auto [it, fresh] = index.emplace(c.loss, series.size());
+    if (fresh) series.push_back({c.loss, {}});
     series[it->second].points.push_back(
-        {r.eval.kl, r.eval.meanReward, std::isnan(r.beta) ? "" : "β " + number(r.beta, 3)});
+        {c.kl, c.reward, std::isnan(c.beta) ? "" : "β " + number(c.beta, 3)});
   }
+  // Every point's beta would crowd where the curves meet: label each series' two ends.
+  for (FrontierSeries &s : series)
+    for (size_t k = 1; k + 1 < s.points.size(); ++k) s.points[k].label.clear();
   FrontierPoint base{0, sft.meanReward, "SFT"};
   return renderFrontierSvg("reward against KL to the reference" + subtitle,
                            "KL(policy || reference), nats per completion", "mean reward",
@@ -320,7 +378,8 @@ int main(int argc, char **argv) {
       ("lr", po::value<double>()->default_value(3e-3), "peak learning rate (AdamW)")
       ("warmup", po::value<double>()->default_value(0.1), "fraction of steps of linear warmup (then cosine decay)")
       ("clip", po::value<double>()->default_value(1.0), "gradient norm clip")
-      ("seed", po::value<uint64_t>()->default_value(1), "seed of the batch order")
+      ("seed", po::value<std::string>()->default_value("1"),
+       "seed of the batch order, or a comma-separated list: each run repeated per seed")
       ("max-bad-steps", po::value<int64_t>()->default_value(5),
        "stop after this many steps in a row with a non-finite loss or gradient (0: never)");
   task.add_options()
@@ -375,10 +434,16 @@ int main(int argc, char **argv) {
   if (vm.count("loss")) lossSpecs = vm["loss"].as<std::vector<std::string>>();
   if (lossSpecs.empty()) return usageError("no --loss given (try --loss dpo)");
   std::vector<double> betas;
+  std::vector<uint64_t> seeds;
   std::vector<std::pair<std::string, double>> extraParams;
   Progress::Mode mode;
   try {
     if (vm.count("beta")) betas = parseList(vm["beta"].as<std::string>(), "--beta");
+    for (double seed : parseList(vm["seed"].as<std::string>(), "--seed")) {
+      if (seed < 0 || seed != std::floor(seed) || seed > 9e15)
+        throw po::error("--seed: '" + number(seed) + "' is not a non-negative integer");
+      seeds.push_back(uint64_t(seed));
+    }
     if (vm.count("param"))
       for (const std::string &p : vm["param"].as<std::vector<std::string>>())
         extraParams.push_back(parseParam(p));
@@ -396,7 +461,6 @@ int main(int argc, char **argv) {
   tc.lr = vm["lr"].as<double>();
   tc.warmupFraction = vm["warmup"].as<double>();
   tc.clipNorm = vm["clip"].as<double>();
-  tc.seed = vm["seed"].as<uint64_t>();
   tc.maxBadSteps = vm["max-bad-steps"].as<int64_t>();
   tc.checkpointEvery = vm["checkpoint-every"].as<int64_t>();
   SetupConfig sc;
@@ -453,6 +517,13 @@ int main(int argc, char **argv) {
                         .count();
       if (!betas.empty() && c.loss->paramIndex("beta") < 0)
         throw rt::Error("loss '" + c.loss->name() + "' has no parameter 'beta' to set");
+      // Every parameter setting is checked now, not after minutes of pre-training.
+      for (double beta : betas) {
+        auto set = extraParams;
+        set.emplace_back("beta", beta);
+        c.loss->bindParams(set);
+      }
+      if (betas.empty()) c.loss->bindParams(extraParams);
       if (c.loss->batchCoupled() && dc.worldSize > 1)
         say("note: '" + c.loss->name() + "' is batch-coupled; with " +
             std::to_string(dc.worldSize) + " processes each computes it over its own shard");
@@ -486,24 +557,28 @@ int main(int argc, char **argv) {
     for (const LossChoice &lc : losses) {
       std::vector<double> runBetas = betas;
       if (runBetas.empty()) runBetas.push_back(NAN); // the loss's own default
-      for (double beta : runBetas) {
+      for (double beta : runBetas)
+      for (uint64_t seed : seeds) {
         Run run;
         run.loss = lc.loss->name();
         run.beta = beta;
+        run.seed = seed;
         run.params = extraParams;
         if (!std::isnan(beta)) run.params.insert(run.params.begin(), {"beta", beta});
         if (std::isnan(beta) && lc.loss->paramIndex("beta") >= 0)
           run.beta = lc.loss->params()[lc.loss->paramIndex("beta")].defaultValue;
-        run.label = run.loss + (std::isnan(run.beta) ? "" : "-beta-" + number(run.beta, 6));
+        run.label = run.loss + (std::isnan(run.beta) ? "" : "-beta-" + number(run.beta, 6)) +
+                    (seeds.size() > 1 ? "-seed-" + std::to_string(seed) : "");
         std::vector<double> values = lc.loss->bindParams(run.params);
         std::ostringstream fp;
         fp.precision(17);
         fp << "loss=" << lc.loss->sourceSha256() << " params=";
         for (double v : values) fp << v << ",";
         fp << " steps=" << tc.steps << " batch=" << tc.batch << " lr=" << tc.lr
-           << " warmup=" << tc.warmupFraction << " clip=" << tc.clipNorm << " seed=" << tc.seed
+           << " warmup=" << tc.warmupFraction << " clip=" << tc.clipNorm << " seed=" << seed
            << " " << describe(sc);
         TrainConfig rc = tc;
+        rc.seed = seed;
         rc.fingerprint = fp.str();
         if (vm.count("checkpoint-dir"))
           rc.checkpointDir = (fs::path(vm["checkpoint-dir"].as<std::string>()) / run.label).string();
@@ -566,18 +641,36 @@ int main(int argc, char **argv) {
                 (long long)sc.evalPrompts);
     for (const Run &r : runs)
       std::printf("policy %s: sha256 %s\n", r.label.c_str(), r.policyDigest.c_str());
+    std::vector<Cell> cells = aggregate(runs);
+    if (seeds.size() > 1) {
+      std::printf("\nover %zu seeds of the batch order (mean +- sd):\n%-16s %17s %17s %9s\n",
+                  seeds.size(), "loss, beta", "reward", "KL (nats)", "accuracy");
+      for (const Cell &c : cells)
+        std::printf("%-16s %17s %17s %9s%s\n",
+                    (c.loss + " " + (std::isnan(c.beta) ? "" : number(c.beta))).c_str(),
+                    (fixed(c.reward, 3) + " +- " + fixed(c.rewardSd, 3)).c_str(),
+                    (fixed(c.kl, 2) + " +- " + fixed(c.klSd, 2)).c_str(),
+                    (fixed(100 * c.accuracy, 1) + "%").c_str(),
+                    c.completed < c.total ? ("  (" + std::to_string(c.total - c.completed) +
+                                             " stopped)").c_str()
+                                          : "");
+    }
 
     if (vm.count("results")) {
       std::string path = vm["results"].as<std::string>();
-      writeTextAtomically(path, resultsJson(describe(sc), tc, sft, runs));
+      writeTextAtomically(path, resultsJson(describe(sc), tc, sft, runs, cells));
       std::string csv = fs::path(path).replace_extension(".csv").string();
       writeTextAtomically(csv, resultsCsv(sft, runs));
       say("wrote " + path + " and " + csv);
     }
     if (vm.count("plot")) {
       std::string path = vm["plot"].as<std::string>();
-      writeTextAtomically(path, frontierSvg(sft, runs, " (embedded task, " +
-                                                           std::to_string(tc.steps) + " steps)"));
+      std::string subtitle = " (embedded task, " + std::to_string(tc.steps) + " steps" +
+                             (seeds.size() > 1 ? ", mean of " + std::to_string(seeds.size()) +
+                                                     " seeds"
+                                               : "") +
+                             ")";
+      writeTextAtomically(path, frontierSvg(sft, cells, subtitle));
       say("wrote " + path);
     }
     return failed ? kExitFailed : kExitOk;

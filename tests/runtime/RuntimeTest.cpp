@@ -131,8 +131,10 @@ TEST_CASE("parameters bind by name, within their ranges") {
   CHECK(contains(refusal([&] {
                    loss->bindParams({{"label_smoothing", 0.5}});
                  }),
-                 "parameter 'label_smoothing' of loss 'robust' must lie in [0, 0.5"));
-  CHECK(contains(refusal([&] { loss->bindParams({{"beta", NAN}}); }), "must lie in"));
+                 "parameter 'label_smoothing' of loss 'robust' must lie in [0, 0.5), got 0.5"));
+  // Open bounds read as written in the .loss file, not as the next double inside them.
+  CHECK(contains(refusal([&] { loss->bindParams({{"beta", NAN}}); }), "must lie in (0, inf)"));
+  CHECK(contains(refusal([&] { loss->bindParams({{"beta", 0}}); }), "must lie in (0, inf), got 0"));
   // A kernel status becomes an error with the kernel's own message.
   std::vector<double> x(3, -1.0);
   std::vector<const double *> in(4, x.data());

@@ -5,6 +5,7 @@
 #   nan_guard      a loss that is NaN on some examples: those steps are skipped and counted;
 #                  NaN on every example: training stops after --max-bad-steps with exit 1
 #   data_parallel  two processes on loopback (c10d Gloo) against one, same global batch
+#   usage          usage errors (exit 2), bad losses (exit 1, a clear message), a config file
 # usage: cli.sh SCENARIO LOSSC_TRAIN COMPARE_POLICIES SOURCE_DIR
 set -uo pipefail
 scenario=$1 train=$2 compare=$3 src=$4
@@ -121,6 +122,37 @@ data_parallel)
   if "$compare" "$work/one.pt" "$work/setup/policies/dpo-beta-0.05.pt" 2e-3; then
     fail "the comparison cannot tell a different batch order apart"
   fi
+  ;;
+
+usage)
+  expect() { # expect STATUS PATTERN ARGS...: the exit status and a line of the output
+    local want=$1 pattern=$2
+    shift 2
+    "$train" "$@" > "$work/u.out" 2>&1
+    local got=$?
+    [ $got -eq "$want" ] || fail "lossc-train $*: exit $got, expected $want: $(cat "$work/u.out")"
+    grep -qE -- "$pattern" "$work/u.out" || fail "lossc-train $*: no '$pattern' in: $(cat "$work/u.out")"
+  }
+  expect 0 "^usage: lossc-train" --help
+  expect 0 "^lossc-train [0-9]" --version
+  expect 2 "no --loss given" --progress never
+  expect 2 "'x' is not a number" --loss dpo --beta 0.1,x
+  expect 2 "--param wants NAME=VALUE" --loss dpo -p beta
+  expect 2 "must be a multiple of --world-size" --loss dpo --batch 3 --world-size 2
+  expect 2 "unrecognised option|unrecognized option" --loss dpo --no-such-option
+  expect 2 "cannot read the config file" --config "$work/missing.ini"
+  expect 1 "'nosuch' is not a stdlib loss" "${common[@]}" --loss nosuch
+  expect 1 "error\\[E0301\\]" "${common[@]}" --loss "$src/examples/broken_scalar_return.loss"
+  printf 'loss nobeta {\n  inputs pairwise;\n  return softplus(policy_rejected_logps - policy_chosen_logps);\n}\n' \
+    > "$work/nobeta.loss"
+  expect 1 "has no parameter 'beta'" "${common[@]}" --loss "$work/nobeta.loss" --beta 0.1
+  expect 1 "parameter 'beta' of loss 'dpo' must lie in \\(0, inf\\), got -1" "${common[@]}" --loss dpo --beta -1
+  grep -q "pre-training\|SFT model" "$work/u.out" && fail "the parameters were checked after pre-training"
+  # Options from a config file; the command line adds to it.
+  printf '# a run\nloss = dpo\nbeta = 0.05\nsteps = 3\nsft-steps = 5\npairs = 64\n' > "$work/run.ini"
+  printf 'heldout-pairs = 32\neval-prompts = 32\nwork-dir = %s\n' "$work/ini" >> "$work/run.ini"
+  expect 0 "^dpo-beta-0.05 " --config "$work/run.ini" --progress never
+  grep -q "SFT model: next-token loss" "$work/u.out" || fail "the config's work-dir was not used"
   ;;
 
 *)
