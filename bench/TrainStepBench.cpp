@@ -99,7 +99,8 @@ int main(int argc, char **argv) {
   if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
     set(1);
   std::vector<std::string> names;
-  for (int i = 1; i < argc; ++i) names.push_back(argv[i]);
+  for (int i = 1; i < argc; ++i)
+    names.push_back(argv[i]);
   if (names.empty()) names = {"dpo", "lrml", "ipo", "hinge"};
 
   SetupConfig sc;

@@ -117,25 +117,27 @@ std::pair<double, double> yRange(const std::vector<PlotSeries> &series, bool slo
 std::string header(double W, double H, const std::string &title) {
   std::string w = fmt(W), h = fmt(H);
   return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + w + "\" height=\"" + h +
-         "\" viewBox=\"0 0 " + w + " " + h + "\" font-family=\"sans-serif\" font-size=\"12\">\n"
-         "<rect width=\"" + w + "\" height=\"" + h + "\" fill=\"white\"/>\n"
-         "<text x=\"" + fmt(W / 2) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" +
-         escape(title) + "</text>\n";
+         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
+         w + "\" height=\"" + h + "\" viewBox=\"0 0 " + w + " " + h +
+         "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+         "<rect width=\"" +
+         w + "\" height=\"" + h +
+         "\" fill=\"white\"/>\n"
+         "<text x=\"" +
+         fmt(W / 2) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" + escape(title) +
+         "</text>\n";
 }
 
 void clipPath(std::string &svg, const Panel &p) {
-  svg += "<clipPath id=\"c" + std::to_string(int(p.y0)) + "\"><rect x=\"" + fmt(p.x0) +
-         "\" y=\"" + fmt(p.y0) + "\" width=\"" + fmt(p.w) + "\" height=\"" + fmt(p.h) +
-         "\"/></clipPath>\n";
+  svg += "<clipPath id=\"c" + std::to_string(int(p.y0)) + "\"><rect x=\"" + fmt(p.x0) + "\" y=\"" +
+         fmt(p.y0) + "\" width=\"" + fmt(p.w) + "\" height=\"" + fmt(p.h) + "\"/></clipPath>\n";
 }
 
 void legendEntry(std::string &svg, double x, double y, const char *color,
                  const std::string &label) {
-  svg += "<line x1=\"" + fmt(x) + "\" y1=\"" + fmt(y - 4) + "\" x2=\"" + fmt(x + 24) +
-         "\" y2=\"" + fmt(y - 4) + "\" stroke=\"" + color +
-         "\" stroke-width=\"3\"/>\n<text x=\"" + fmt(x + 30) + "\" y=\"" + fmt(y) + "\">" +
-         escape(label) + "</text>\n";
+  svg += "<line x1=\"" + fmt(x) + "\" y1=\"" + fmt(y - 4) + "\" x2=\"" + fmt(x + 24) + "\" y2=\"" +
+         fmt(y - 4) + "\" stroke=\"" + color + "\" stroke-width=\"3\"/>\n<text x=\"" + fmt(x + 30) +
+         "\" y=\"" + fmt(y) + "\">" + escape(label) + "</text>\n";
 }
 
 // [lo, hi] of the values, padded by `pad` of the span (a unit span around a single value).
@@ -173,20 +175,24 @@ std::string renderPlotSvg(const std::string &title, const std::vector<double> &r
   return svg;
 }
 
-std::string renderFrontierSvg(const std::string &title, const std::string &xlabel,
-                              const std::string &ylabel, const std::vector<FrontierSeries> &series,
+std::string renderFrontierSvg(const std::string &title, const std::string &subtitle,
+                              const std::string &xlabel, const std::string &ylabel,
+                              const std::vector<FrontierSeries> &series,
                               const FrontierPoint *baseline) {
   const double W = 760, H = 520;
   std::vector<double> xs, ys;
   for (const FrontierSeries &s : series)
-    for (const FrontierPoint &p : s.points)
-      if (std::isfinite(p.x) && std::isfinite(p.y)) xs.push_back(p.x), ys.push_back(p.y);
+    for (const auto *points : {&s.points, &s.runs})
+      for (const FrontierPoint &p : *points)
+        if (std::isfinite(p.x) && std::isfinite(p.y)) xs.push_back(p.x), ys.push_back(p.y);
   if (baseline) xs.push_back(baseline->x), ys.push_back(baseline->y);
   if (xs.empty()) xs.push_back(0), ys.push_back(0);
   auto [x0, x1] = padded(xs, 0.06);
   auto [y0, y1] = padded(ys, 0.1);
-  Panel p{80, 50, W - 110, H - 110, x0, x1, y0, y1};
+  Panel p{80, 56, W - 110, H - 116, x0, x1, y0, y1};
   std::string svg = header(W, H, title);
+  svg += "<text x=\"" + fmt(W / 2) + "\" y=\"42\" text-anchor=\"middle\" fill=\"#555\">" +
+         escape(subtitle) + "</text>\n";
   clipPath(svg, p);
   axes(svg, p, ylabel, true);
   svg += "<text x=\"" + fmt(p.x0 + p.w / 2) + "\" y=\"" + fmt(H - 18) +
@@ -194,12 +200,17 @@ std::string renderFrontierSvg(const std::string &title, const std::string &xlabe
   for (size_t k = 0; k < series.size(); ++k) {
     const char *color = kColors[k % (sizeof kColors / sizeof *kColors)];
     std::vector<double> x, y;
-    for (const FrontierPoint &q : series[k].points) x.push_back(q.x), y.push_back(q.y);
+    for (const FrontierPoint &q : series[k].points)
+      x.push_back(q.x), y.push_back(q.y);
     curve(svg, p, x, y, color);
+    for (const FrontierPoint &q : series[k].runs)
+      if (std::isfinite(q.x) && std::isfinite(q.y))
+        svg += "<circle cx=\"" + fmt(p.px(q.x)) + "\" cy=\"" + fmt(p.py(q.y)) +
+               "\" r=\"2.5\" fill=\"none\" stroke-opacity=\"0.6\" stroke=\"" + color + "\"/>\n";
     for (const FrontierPoint &q : series[k].points) {
       if (!std::isfinite(q.x) || !std::isfinite(q.y)) continue;
-      svg += "<circle cx=\"" + fmt(p.px(q.x)) + "\" cy=\"" + fmt(p.py(q.y)) +
-             "\" r=\"4\" fill=\"" + color + "\"/>\n";
+      svg += "<circle cx=\"" + fmt(p.px(q.x)) + "\" cy=\"" + fmt(p.py(q.y)) + "\" r=\"4\" fill=\"" +
+             color + "\"/>\n";
       if (!q.label.empty())
         svg += "<text x=\"" + fmt(p.px(q.x) + 6) + "\" y=\"" + fmt(p.py(q.y) - 6) +
                "\" font-size=\"10\" fill=\"" + color + "\">" + escape(q.label) + "</text>\n";

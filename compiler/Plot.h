@@ -24,11 +24,13 @@ struct FrontierPoint {
 struct FrontierSeries {
   std::string label;
   std::vector<FrontierPoint> points; // joined in this order
+  std::vector<FrontierPoint> runs;   // drawn as small hollow circles (e.g. single seeds)
 };
 
 // A scatter of labelled points joined per series (the reward-KL frontier of a beta sweep), with
 // an optional baseline point drawn as a black square.
-std::string renderFrontierSvg(const std::string &title, const std::string &xlabel,
+std::string renderFrontierSvg(const std::string &title, const std::string &subtitle,
+                              const std::string &xlabel,
                               const std::string &ylabel, const std::vector<FrontierSeries> &series,
                               const FrontierPoint *baseline = nullptr);
 

@@ -44,11 +44,11 @@ std::unique_ptr<Communicator> Communicator::connect(const DistributedConfig &con
     else
       options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     c->group_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(c->group_->store, config.rank,
-                                                                 config.worldSize, options);
+                                                                config.worldSize, options);
   } catch (const std::exception &e) {
-    throw std::runtime_error("rank " + std::to_string(config.rank) + " could not join the group at " +
-                             config.masterAddr + ":" + std::to_string(config.masterPort) + ": " +
-                             e.what());
+    throw std::runtime_error("rank " + std::to_string(config.rank) +
+                             " could not join the group at " + config.masterAddr + ":" +
+                             std::to_string(config.masterPort) + ": " + e.what());
   }
   return c;
 }
@@ -74,6 +74,8 @@ void Communicator::broadcast(torch::Tensor &t, int root) {
   group_->pg->broadcast(v, o)->wait();
 }
 
-void Communicator::barrier() { group_->pg->barrier()->wait(); }
+void Communicator::barrier() {
+  group_->pg->barrier()->wait();
+}
 
 } // namespace lossc::train

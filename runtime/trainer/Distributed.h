@@ -16,7 +16,7 @@ struct DistributedConfig {
   int rank = 0, worldSize = 1;
   std::string masterAddr = "127.0.0.1"; // where rank 0 hosts the TCPStore
   uint16_t masterPort = 29500;
-  std::string interface;                // network interface for Gloo ("" = by address)
+  std::string interface; // network interface for Gloo ("" = by address)
   std::chrono::seconds timeout{120};
 };
 

@@ -10,7 +10,8 @@ namespace lossc::train {
 
 // Calls write(tmp) to produce a temporary file, then moves it into place durably. Throws
 // std::runtime_error naming the path on any failure (the temporary file is removed).
-void writeAtomically(const std::string &path, const std::function<void(const std::string &)> &write);
+void writeAtomically(const std::string &path,
+                     const std::function<void(const std::string &)> &write);
 
 // The same for text in memory.
 void writeTextAtomically(const std::string &path, const std::string &text);

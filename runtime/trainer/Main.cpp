@@ -21,6 +21,7 @@
 
 #include "Distributed.h"
 #include "Files.h"
+#include "Json.h"
 #include "Plot.h"
 #include "Preference.h"
 #include "Setup.h"
@@ -117,8 +118,8 @@ public:
       std::fprintf(stderr, "\r\033[K%-28s [%s%s] %s %s", label_.c_str(),
                    std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
                    stats, extra.c_str());
-      if (done == total_) std::fprintf(stderr, "\r\033[K%s: done in %s\n", label_.c_str(),
-                                       seconds(elapsed).c_str());
+      if (done == total_)
+        std::fprintf(stderr, "\r\033[K%s: done in %s\n", label_.c_str(), seconds(elapsed).c_str());
     } else {
       int decile = int(10 * done / total_);
       if (decile == lastDecile_) return;
@@ -138,7 +139,7 @@ private:
 };
 
 struct LossChoice {
-  std::string spec;                   // as given
+  std::string spec; // as given
   std::shared_ptr<const rt::Loss> loss;
   double compileMs = 0;
 };
@@ -156,8 +157,7 @@ std::shared_ptr<const rt::Loss> loadLoss(const std::string &spec, const std::str
   if (!fs::exists(path)) throw rt::Error("no such file: '" + path + "'");
   rt::CompileOptions options;
   options.stdlibDir = stdlibDir;
-  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".so") == 0)
-    return rt::Loss::open(path);
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".so") == 0) return rt::Loss::open(path);
   return rt::compile(path, options);
 }
 
@@ -171,29 +171,6 @@ struct Run {
   double seconds = 0;
   std::string policyDigest, error;
 };
-
-std::string jsonString(const std::string &s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\')
-      out += '\\', out += ch;
-    else if (static_cast<unsigned char>(ch) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
-      out += buf;
-    } else
-      out += ch;
-  }
-  return out + "\"";
-}
-
-std::string jsonNumber(double v) {
-  if (!std::isfinite(v)) return "null";
-  std::ostringstream s;
-  s.precision(10);
-  s << v;
-  return s.str();
-}
 
 // The runs of one loss at one beta over the seeds: means and standard deviations of the
 // completed ones.
@@ -210,8 +187,8 @@ std::vector<Cell> aggregate(const std::vector<Run> &runs) {
   for (const Run &r : runs) {
     size_t i = 0;
     while (i < cells.size() &&
-           !(cells[i].loss == r.loss && (cells[i].beta == r.beta ||
-                                         (std::isnan(cells[i].beta) && std::isnan(r.beta)))))
+           !(cells[i].loss == r.loss &&
+             (cells[i].beta == r.beta || (std::isnan(cells[i].beta) && std::isnan(r.beta)))))
       ++i;
     if (i == cells.size()) cells.push_back({r.loss, r.beta}), members.emplace_back();
     members[i].push_back(&r);
@@ -239,46 +216,60 @@ std::vector<Cell> aggregate(const std::vector<Run> &runs) {
   return cells;
 }
 
+// A number, or null where there is none (a run the guard stopped has no evaluation).
+void numberOrNull(JsonWriter &w, std::string_view key, double v) {
+  w.key(key);
+  if (std::isnan(v))
+    w.null();
+  else
+    w.value(v);
+}
+
 std::string resultsJson(const std::string &setup, const TrainConfig &tc, const Evaluation &sft,
                         const std::vector<Run> &runs, const std::vector<Cell> &cells) {
-  std::ostringstream j;
-  j << "{\n  \"schema\": \"lossc.train/1\",\n  \"setup\": " << jsonString(setup)
-    << ",\n  \"training\": {\"steps\": " << tc.steps << ", \"batch\": " << tc.batch
-    << ", \"lr\": " << jsonNumber(tc.lr) << ", \"warmup_fraction\": "
-    << jsonNumber(tc.warmupFraction) << ", \"clip_norm\": " << jsonNumber(tc.clipNorm)
-    << "},\n"
-    << "  \"kl\": \"KL(policy || reference), nats per completion, mean over completions "
-       "sampled from the policy of log pi(y|x) - log ref(y|x)\",\n"
-    << "  \"sft\": {\"reward\": " << jsonNumber(sft.meanReward) << ", \"kl\": 0},\n"
-    << "  \"runs\": [";
-  for (size_t i = 0; i < runs.size(); ++i) {
-    const Run &r = runs[i];
-    j << (i ? ",\n" : "\n") << "    {\"loss\": " << jsonString(r.loss)
-      << ", \"beta\": " << jsonNumber(r.beta) << ", \"seed\": " << r.seed << ", \"params\": {";
-    for (size_t k = 0; k < r.params.size(); ++k)
-      j << (k ? ", " : "") << jsonString(r.params[k].first) << ": "
-        << jsonNumber(r.params[k].second);
-    j << "}, \"reward\": " << jsonNumber(r.eval.meanReward)
-      << ", \"kl\": " << jsonNumber(r.eval.kl) << ", \"accuracy\": "
-      << jsonNumber(r.eval.accuracy) << ", \"steps\": " << r.train.stepsDone
-      << ", \"skipped_steps\": " << r.train.skipped
-      << ", \"stopped\": " << (r.train.stopped ? "true" : "false")
-      << ", \"seconds\": " << jsonNumber(r.seconds)
-      << ", \"policy_sha256\": " << jsonString(r.policyDigest)
-      << ", \"error\": " << (r.error.empty() ? "null" : jsonString(r.error)) << "}";
+  std::string out;
+  JsonWriter w(out);
+  w.beginObject().field("schema", "lossc.train/1").field("setup", setup);
+  w.key("training").beginObject();
+  w.field("steps", tc.steps).field("batch", tc.batch).field("lr", tc.lr);
+  w.field("warmup_fraction", tc.warmupFraction).field("clip_norm", tc.clipNorm).endObject();
+  w.field("kl", "KL(policy || reference), nats per completion: the mean over completions y "
+                "sampled from the policy of log pi(y|x) - log ref(y|x)");
+  w.key("sft").beginObject().field("reward", sft.meanReward).field("kl", 0.0).endObject();
+  w.key("runs").beginArray();
+  for (const Run &r : runs) {
+    w.beginObject().field("loss", r.loss);
+    numberOrNull(w, "beta", r.beta);
+    w.field("seed", r.seed).key("params").beginObject();
+    for (const auto &[name, value] : r.params)
+      w.field(name, value);
+    w.endObject();
+    numberOrNull(w, "reward", r.eval.meanReward);
+    numberOrNull(w, "kl", r.eval.kl);
+    numberOrNull(w, "accuracy", r.eval.accuracy);
+    w.field("steps", r.train.stepsDone).field("skipped_steps", r.train.skipped);
+    w.field("stopped", r.train.stopped).field("seconds", r.seconds);
+    w.field("policy_sha256", r.policyDigest).key("error");
+    if (r.error.empty())
+      w.null();
+    else
+      w.value(r.error);
+    w.endObject();
   }
-  j << "\n  ],\n  \"summary\": [";
-  for (size_t i = 0; i < cells.size(); ++i) {
-    const Cell &c = cells[i];
-    j << (i ? ",\n" : "\n") << "    {\"loss\": " << jsonString(c.loss)
-      << ", \"beta\": " << jsonNumber(c.beta) << ", \"runs\": " << c.total
-      << ", \"completed\": " << c.completed << ", \"reward\": " << jsonNumber(c.reward)
-      << ", \"reward_sd\": " << jsonNumber(c.rewardSd) << ", \"kl\": " << jsonNumber(c.kl)
-      << ", \"kl_sd\": " << jsonNumber(c.klSd) << ", \"accuracy\": " << jsonNumber(c.accuracy)
-      << "}";
+  w.endArray().key("summary").beginArray();
+  for (const Cell &c : cells) {
+    w.beginObject().field("loss", c.loss);
+    numberOrNull(w, "beta", c.beta);
+    w.field("runs", c.total).field("completed", c.completed);
+    numberOrNull(w, "reward", c.reward);
+    numberOrNull(w, "reward_sd", c.rewardSd);
+    numberOrNull(w, "kl", c.kl);
+    numberOrNull(w, "kl_sd", c.klSd);
+    numberOrNull(w, "accuracy", c.accuracy);
+    w.endObject();
   }
-  j << "\n  ]\n}\n";
-  return j.str();
+  w.endArray().endObject();
+  return out + "\n";
 }
 
 std::string resultsCsv(const Evaluation &sft, const std::vector<Run> &runs) {
@@ -287,14 +278,14 @@ std::string resultsCsv(const Evaluation &sft, const std::vector<Run> &runs) {
   c << "loss,beta,seed,reward,kl,accuracy,steps,skipped_steps,stopped,seconds\n";
   c << "sft,,," << sft.meanReward << ",0,,,,,\n";
   for (const Run &r : runs)
-    c << r.loss << "," << r.beta << "," << r.seed << "," << r.eval.meanReward << "," << r.eval.kl << ","
-      << r.eval.accuracy << "," << r.train.stepsDone << "," << r.train.skipped << ","
+    c << r.loss << "," << r.beta << "," << r.seed << "," << r.eval.meanReward << "," << r.eval.kl
+      << "," << r.eval.accuracy << "," << r.train.stepsDone << "," << r.train.skipped << ","
       << (r.train.stopped ? 1 : 0) << "," << r.seconds << "\n";
   return c.str();
 }
 
 std::string frontierSvg(const Evaluation &sft, const std::vector<Cell> &cells,
-                        const std::string &subtitle) {
+                        const std::vector<Run> &runs, bool showRuns, const std::string &subtitle) {
   std::vector<FrontierSeries> series;
   std::map<std::string, size_t> index;
   for (const Cell &c : cells) {
@@ -304,13 +295,17 @@ std::string frontierSvg(const Evaluation &sft, const std::vector<Cell> &cells,
     series[it->second].points.push_back(
         {c.kl, c.reward, std::isnan(c.beta) ? "" : "β " + number(c.beta, 3)});
   }
+  for (const Run &r : runs)
+    if (showRuns && !r.train.stopped && r.error.empty())
+      series[index.at(r.loss)].runs.push_back({r.eval.kl, r.eval.meanReward, ""});
   // Every point's beta would crowd where the curves meet: label each series' two ends.
   for (FrontierSeries &s : series)
-    for (size_t k = 1; k + 1 < s.points.size(); ++k) s.points[k].label.clear();
+    for (size_t k = 1; k + 1 < s.points.size(); ++k)
+      s.points[k].label.clear();
   FrontierPoint base{0, sft.meanReward, "SFT"};
-  return renderFrontierSvg("reward against KL to the reference" + subtitle,
-                           "KL(policy || reference), nats per completion", "mean reward",
-                           series, &base);
+  return renderFrontierSvg("reward against KL to the reference", subtitle,
+                           "KL(policy || reference), nats per completion", "mean reward", series,
+                           &base);
 }
 
 std::vector<double> parseList(const std::string &text, const std::string &what) {
@@ -349,6 +344,121 @@ void setThreads(int n) {
 std::string envOr(const char *name, const std::string &fallback) {
   const char *v = std::getenv(name);
   return v && *v ? v : fallback;
+}
+
+// The results on stdout: a row per run, the policies' digests, and with several seeds a row per
+// loss and beta (mean +- sd).
+void printTables(const Evaluation &sft, const std::vector<Run> &runs,
+                 const std::vector<Cell> &cells, size_t seedCount, int64_t evalPrompts) {
+  std::printf("\n%-22s %9s %13s %9s %7s %8s\n", "model", "reward", "KL (nats)", "accuracy",
+              "skipped", "time");
+  std::printf("%-22s %9s %13s %9s %7s %8s\n", "sft (reference)", fixed(sft.meanReward, 3).c_str(),
+              "0", "-", "-", "-");
+  for (const Run &r : runs)
+    if (r.train.stopped)
+      std::printf("%-22s %9s %13s %9s %7lld %8s\n", r.label.c_str(), "stopped", "-", "-",
+                  (long long)r.train.skipped, seconds(r.seconds).c_str());
+    else
+      std::printf("%-22s %9s %13s %9s %7lld %8s\n", r.label.c_str(),
+                  fixed(r.eval.meanReward, 3).c_str(), fixed(r.eval.kl, 2).c_str(),
+                  std::isnan(r.eval.accuracy) ? "-"
+                                              : (fixed(100 * r.eval.accuracy, 1) + "%").c_str(),
+                  (long long)r.train.skipped, seconds(r.seconds).c_str());
+  std::printf("\nreward: mean over %lld held-out prompts of a sampled completion's reward; KL: "
+              "KL(policy || reference), nats per completion; accuracy: held-out pairs whose "
+              "implicit reward margin prefers the chosen completion.\n",
+              (long long)evalPrompts);
+  for (const Run &r : runs)
+    std::printf("policy %s: sha256 %s\n", r.label.c_str(), r.policyDigest.c_str());
+  if (seedCount > 1) {
+    std::printf("\nover %zu seeds of the batch order (mean +- sd):\n%-16s %17s %17s %9s\n",
+                seedCount, "loss, beta", "reward", "KL (nats)", "accuracy");
+    for (const Cell &c : cells)
+      std::printf("%-16s %17s %17s %9s%s\n",
+                  (c.loss + " " + (std::isnan(c.beta) ? "" : number(c.beta))).c_str(),
+                  (fixed(c.reward, 3) + " +- " + fixed(c.rewardSd, 3)).c_str(),
+                  (fixed(c.kl, 2) + " +- " + fixed(c.klSd, 2)).c_str(),
+                  (fixed(100 * c.accuracy, 1) + "%").c_str(),
+                  c.completed < c.total
+                      ? ("  (" + std::to_string(c.total - c.completed) + " stopped)").c_str()
+                      : "");
+  }
+}
+
+// What every run of a session shares.
+struct Session {
+  TrainConfig train;
+  SetupConfig setupConfig;
+  Setup *setup = nullptr;
+  Communicator *comm = nullptr;
+  Progress &progress;
+  std::function<void(const std::string &)> say;
+  bool lead = true; // rank 0: evaluates and writes
+  size_t seedCount = 1;
+  std::string workDir, checkpointDir;
+};
+
+// Trains one policy with a loss at one beta (NaN: the loss's default) and seed, evaluates it
+// (rank 0) and saves it.
+Run trainOne(Session &s, const LossChoice &lc, double beta, uint64_t seed,
+             const std::vector<std::pair<std::string, double>> &extraParams) {
+  Run run;
+  run.loss = lc.loss->name();
+  run.beta = beta;
+  run.seed = seed;
+  run.params = extraParams;
+  if (!std::isnan(beta)) run.params.insert(run.params.begin(), {"beta", beta});
+  if (std::isnan(beta) && lc.loss->paramIndex("beta") >= 0)
+    run.beta = lc.loss->params()[lc.loss->paramIndex("beta")].defaultValue;
+  run.label = run.loss + (std::isnan(run.beta) ? "" : "-beta-" + number(run.beta, 6)) +
+              (s.seedCount > 1 ? "-seed-" + std::to_string(seed) : "");
+  std::vector<double> values = lc.loss->bindParams(run.params);
+  std::ostringstream fp;
+  fp.precision(17);
+  fp << "loss=" << lc.loss->sourceSha256() << " params=";
+  for (double v : values)
+    fp << v << ",";
+  fp << " steps=" << s.train.steps << " batch=" << s.train.batch << " lr=" << s.train.lr
+     << " warmup=" << s.train.warmupFraction << " clip=" << s.train.clipNorm << " seed=" << seed
+     << " " << describe(s.setupConfig);
+  TrainConfig rc = s.train;
+  rc.seed = seed;
+  rc.fingerprint = fp.str();
+  if (!s.checkpointDir.empty()) rc.checkpointDir = (fs::path(s.checkpointDir) / run.label).string();
+  TrainHooks hooks;
+  hooks.comm = s.comm;
+  s.progress.start("training " + run.label, s.train.steps);
+  hooks.progress = [&](const TrainStatus &st) {
+    s.progress.update(st.step, "loss " + number(st.loss, 4) +
+                                   (st.skipped ? "  skipped " + std::to_string(st.skipped) : ""));
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  run.train =
+      trainPolicy(s.setup->sft, s.setup->train, compiledPairLoss(lc.loss, values), rc, hooks);
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (run.train.resumedFrom >= 0)
+    s.say(run.label + ": resumed from the checkpoint of step " +
+          std::to_string(run.train.resumedFrom) + " in " + rc.checkpointDir);
+  if (run.train.skipped > 0 && !run.train.stopped)
+    s.say(run.label + ": " + std::to_string(run.train.skipped) + " of " +
+          std::to_string(run.train.stepsDone) +
+          " steps were skipped: their loss or gradient was not finite");
+  if (run.train.stopped) {
+    std::cerr << "lossc-train: " << run.label << ": " << run.train.message << "\n";
+    run.error = run.train.message;
+  }
+  run.policyDigest = weightsDigest(run.train.policy);
+  if (s.lead) {
+    if (!run.train.stopped) {
+      torch::Generator g = at::detail::createCPUGenerator(s.setupConfig.seed + 99);
+      run.eval = evaluate(run.train.policy, s.setup->sft, s.setup->language, s.setup->evalPrompts,
+                          s.setup->heldOut, g);
+    }
+    fs::create_directories(fs::path(s.workDir) / "policies");
+    std::string path = (fs::path(s.workDir) / "policies" / (run.label + ".pt")).string();
+    writeAtomically(path, [&](const std::string &tmp) { torch::save(run.train.policy, tmp); });
+  }
+  return run;
 }
 
 } // namespace
@@ -425,8 +535,7 @@ int main(int argc, char **argv) {
     return kExitOk;
   }
   if (vm.count("version")) {
-    std::cout << "lossc-train " << LOSSC_VERSION_STRING << " (libtorch " << TORCH_VERSION
-              << ")\n";
+    std::cout << "lossc-train " << LOSSC_VERSION_STRING << " (libtorch " << TORCH_VERSION << ")\n";
     return kExitOk;
   }
 
@@ -471,16 +580,16 @@ int main(int argc, char **argv) {
   sc.labelSharpness = vm["label-sharpness"].as<double>();
   sc.seed = vm["task-seed"].as<uint64_t>();
   if (tc.steps < 1 || tc.batch < 1 || !(tc.lr > 0) || tc.warmupFraction < 0 ||
-      tc.warmupFraction > 1 || !(tc.clipNorm > 0) || tc.maxBadSteps < 0 ||
-      tc.checkpointEvery < 0 || sc.sftSteps < 0 || sc.trainPairs < 1 || sc.heldOutPairs < 1 ||
-      sc.evalPrompts < 1 || vm["threads"].as<int>() < 1)
+      tc.warmupFraction > 1 || !(tc.clipNorm > 0) || tc.maxBadSteps < 0 || tc.checkpointEvery < 0 ||
+      sc.sftSteps < 0 || sc.trainPairs < 1 || sc.heldOutPairs < 1 || sc.evalPrompts < 1 ||
+      vm["threads"].as<int>() < 1)
     return usageError("--steps, --batch, --lr, --clip, --pairs, --heldout-pairs, --eval-prompts "
                       "and --threads must be positive; --warmup in [0, 1]; the rest >= 0");
 
   DistributedConfig dc;
   try {
-    dc.worldSize = vm.count("world-size") ? vm["world-size"].as<int>()
-                                          : std::stoi(envOr("WORLD_SIZE", "1"));
+    dc.worldSize =
+        vm.count("world-size") ? vm["world-size"].as<int>() : std::stoi(envOr("WORLD_SIZE", "1"));
     dc.rank = vm.count("rank") ? vm["rank"].as<int>() : std::stoi(envOr("RANK", "0"));
     dc.masterAddr = vm.count("master-addr") ? vm["master-addr"].as<std::string>()
                                             : envOr("MASTER_ADDR", "127.0.0.1");
@@ -496,7 +605,8 @@ int main(int argc, char **argv) {
     return usageError("--rank must be in [0, --world-size)");
   if (tc.batch % dc.worldSize != 0)
     return usageError("--batch (" + std::to_string(tc.batch) +
-                      ") must be a multiple of --world-size (" + std::to_string(dc.worldSize) + ")");
+                      ") must be a multiple of --world-size (" + std::to_string(dc.worldSize) +
+                      ")");
 
   bool lead = dc.rank == 0, quiet = vm.count("quiet") > 0;
   Progress progress(mode, lead && !quiet);
@@ -513,8 +623,8 @@ int main(int argc, char **argv) {
     for (const std::string &spec : lossSpecs) {
       auto t0 = std::chrono::steady_clock::now();
       LossChoice c{spec, loadLoss(spec, stdlibDir)};
-      c.compileMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                        .count();
+      c.compileMs =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (!betas.empty() && c.loss->paramIndex("beta") < 0)
         throw rt::Error("loss '" + c.loss->name() + "' has no parameter 'beta' to set");
       // Every parameter setting is checked now, not after minutes of pre-training.
@@ -545,6 +655,12 @@ int main(int argc, char **argv) {
     say(setup.fromCache ? "SFT model and pairs: loaded from " + workDir + "/sft.pt"
                         : "SFT model: next-token loss " + fixed(setup.sftLoss, 3) +
                               " nats; pairs sampled and labelled");
+    double agree = (setup.train.chosenReward > setup.train.rejectedReward)
+                       .to(torch::kFloat64)
+                       .mean()
+                       .item<double>();
+    say(std::to_string(sc.trainPairs) + " training pairs; the label follows the reward in " +
+        fixed(100 * agree, 1) + "% of them (Bradley-Terry noise)");
 
     Evaluation sft{NAN, 0, NAN};
     if (lead) {
@@ -552,109 +668,23 @@ int main(int argc, char **argv) {
       sft = evaluate(setup.sft, setup.sft, setup.language, setup.evalPrompts, setup.heldOut, g);
     }
 
+    Session session{tc, sc, &setup, comm.get(), progress, say, lead, seeds.size(), workDir};
+    if (vm.count("checkpoint-dir")) session.checkpointDir = vm["checkpoint-dir"].as<std::string>();
     std::vector<Run> runs;
     bool failed = false;
     for (const LossChoice &lc : losses) {
       std::vector<double> runBetas = betas;
       if (runBetas.empty()) runBetas.push_back(NAN); // the loss's own default
       for (double beta : runBetas)
-      for (uint64_t seed : seeds) {
-        Run run;
-        run.loss = lc.loss->name();
-        run.beta = beta;
-        run.seed = seed;
-        run.params = extraParams;
-        if (!std::isnan(beta)) run.params.insert(run.params.begin(), {"beta", beta});
-        if (std::isnan(beta) && lc.loss->paramIndex("beta") >= 0)
-          run.beta = lc.loss->params()[lc.loss->paramIndex("beta")].defaultValue;
-        run.label = run.loss + (std::isnan(run.beta) ? "" : "-beta-" + number(run.beta, 6)) +
-                    (seeds.size() > 1 ? "-seed-" + std::to_string(seed) : "");
-        std::vector<double> values = lc.loss->bindParams(run.params);
-        std::ostringstream fp;
-        fp.precision(17);
-        fp << "loss=" << lc.loss->sourceSha256() << " params=";
-        for (double v : values) fp << v << ",";
-        fp << " steps=" << tc.steps << " batch=" << tc.batch << " lr=" << tc.lr
-           << " warmup=" << tc.warmupFraction << " clip=" << tc.clipNorm << " seed=" << seed
-           << " " << describe(sc);
-        TrainConfig rc = tc;
-        rc.seed = seed;
-        rc.fingerprint = fp.str();
-        if (vm.count("checkpoint-dir"))
-          rc.checkpointDir = (fs::path(vm["checkpoint-dir"].as<std::string>()) / run.label).string();
-        TrainHooks hooks;
-        hooks.comm = comm.get();
-        progress.start("training " + run.label, tc.steps);
-        hooks.progress = [&](const TrainStatus &s) {
-          progress.update(s.step, "loss " + number(s.loss, 4) +
-                                      (s.skipped ? "  skipped " + std::to_string(s.skipped) : ""));
-        };
-        auto t0 = std::chrono::steady_clock::now();
-        run.train = trainPolicy(setup.sft, setup.train, compiledPairLoss(lc.loss, values), rc, hooks);
-        run.seconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (run.train.resumedFrom >= 0)
-          say(run.label + ": resumed from the checkpoint of step " +
-              std::to_string(run.train.resumedFrom) + " in " + rc.checkpointDir);
-        if (run.train.skipped > 0 && !run.train.stopped)
-          say(run.label + ": " + std::to_string(run.train.skipped) + " of " +
-              std::to_string(run.train.stepsDone) +
-              " steps were skipped: their loss or gradient was not finite");
-        if (run.train.stopped) {
-          std::cerr << "lossc-train: " << run.label << ": " << run.train.message << "\n";
-          run.error = run.train.message;
-          failed = true;
+        for (uint64_t seed : seeds) {
+          runs.push_back(trainOne(session, lc, beta, seed, extraParams));
+          failed = failed || runs.back().train.stopped;
         }
-        run.policyDigest = weightsDigest(run.train.policy);
-        if (lead) {
-          if (!run.train.stopped) {
-            torch::Generator g = at::detail::createCPUGenerator(sc.seed + 99);
-            run.eval = evaluate(run.train.policy, setup.sft, setup.language, setup.evalPrompts,
-                                setup.heldOut, g);
-          }
-          fs::create_directories(fs::path(workDir) / "policies");
-          std::string path = (fs::path(workDir) / "policies" / (run.label + ".pt")).string();
-          writeAtomically(path, [&](const std::string &tmp) { torch::save(run.train.policy, tmp); });
-        }
-        runs.push_back(std::move(run));
-      }
     }
     if (!lead) return failed ? kExitFailed : kExitOk;
 
-    // The table.
-    std::printf("\n%-22s %9s %13s %9s %7s %8s\n", "model", "reward", "KL (nats)", "accuracy",
-                "skipped", "time");
-    std::printf("%-22s %9s %13s %9s %7s %8s\n", "sft (reference)",
-                fixed(sft.meanReward, 3).c_str(), "0", "-", "-", "-");
-    for (const Run &r : runs)
-      if (r.train.stopped)
-        std::printf("%-22s %9s %13s %9s %7lld %8s\n", r.label.c_str(), "stopped", "-", "-",
-                    (long long)r.train.skipped, seconds(r.seconds).c_str());
-      else
-        std::printf("%-22s %9s %13s %9s %7lld %8s\n", r.label.c_str(),
-                  fixed(r.eval.meanReward, 3).c_str(), fixed(r.eval.kl, 2).c_str(),
-                  std::isnan(r.eval.accuracy) ? "-" : (fixed(100 * r.eval.accuracy, 1) + "%").c_str(),
-                  (long long)r.train.skipped, seconds(r.seconds).c_str());
-    std::printf("\nreward: mean over %lld held-out prompts of a sampled completion's reward; KL: "
-                "KL(policy || reference), nats per completion; accuracy: held-out pairs whose "
-                "implicit reward margin prefers the chosen completion.\n",
-                (long long)sc.evalPrompts);
-    for (const Run &r : runs)
-      std::printf("policy %s: sha256 %s\n", r.label.c_str(), r.policyDigest.c_str());
     std::vector<Cell> cells = aggregate(runs);
-    if (seeds.size() > 1) {
-      std::printf("\nover %zu seeds of the batch order (mean +- sd):\n%-16s %17s %17s %9s\n",
-                  seeds.size(), "loss, beta", "reward", "KL (nats)", "accuracy");
-      for (const Cell &c : cells)
-        std::printf("%-16s %17s %17s %9s%s\n",
-                    (c.loss + " " + (std::isnan(c.beta) ? "" : number(c.beta))).c_str(),
-                    (fixed(c.reward, 3) + " +- " + fixed(c.rewardSd, 3)).c_str(),
-                    (fixed(c.kl, 2) + " +- " + fixed(c.klSd, 2)).c_str(),
-                    (fixed(100 * c.accuracy, 1) + "%").c_str(),
-                    c.completed < c.total ? ("  (" + std::to_string(c.total - c.completed) +
-                                             " stopped)").c_str()
-                                          : "");
-    }
+    printTables(sft, runs, cells, seeds.size(), sc.evalPrompts);
 
     if (vm.count("results")) {
       std::string path = vm["results"].as<std::string>();
@@ -665,12 +695,11 @@ int main(int argc, char **argv) {
     }
     if (vm.count("plot")) {
       std::string path = vm["plot"].as<std::string>();
-      std::string subtitle = " (embedded task, " + std::to_string(tc.steps) + " steps" +
-                             (seeds.size() > 1 ? ", mean of " + std::to_string(seeds.size()) +
-                                                     " seeds"
-                                               : "") +
-                             ")";
-      writeTextAtomically(path, frontierSvg(sft, cells, subtitle));
+      std::string subtitle = "embedded task, " + std::to_string(tc.steps) + " steps" +
+                             (seeds.size() > 1 ? "; means of " + std::to_string(seeds.size()) +
+                                                     " seeds, circles: single runs"
+                                               : "");
+      writeTextAtomically(path, frontierSvg(sft, cells, runs, seeds.size() > 1, subtitle));
       say("wrote " + path);
     }
     return failed ? kExitFailed : kExitOk;

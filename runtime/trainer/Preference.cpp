@@ -58,10 +58,11 @@ PairLoss compiledPairLoss(std::shared_ptr<const rt::Loss> loss, std::vector<doub
     slot.push_back(int(it - std::begin(kKnown)));
   }
   return [loss = std::move(loss), params = std::move(params), slot](const PairBatch &b) {
-    const torch::Tensor *all[] = {&b.policyChosen,    &b.policyRejected, &b.referenceChosen,
+    const torch::Tensor *all[] = {&b.policyChosen,      &b.policyRejected, &b.referenceChosen,
                                   &b.referenceRejected, &b.chosenLengths,  &b.rejectedLengths};
     std::vector<torch::Tensor> inputs;
-    for (int s : slot) inputs.push_back(*all[s]);
+    for (int s : slot)
+      inputs.push_back(*all[s]);
     return rt::apply(loss, inputs, params);
   };
 }
@@ -113,13 +114,14 @@ void saveCheckpoint(const std::string &dir, CausalLm &policy, torch::optim::Adam
     archive.save_to(tmp);
   });
   auto all = listCheckpoints(dir, false);
-  for (size_t i = 2; i < all.size(); ++i) fs::remove(all[i].second);
+  for (size_t i = 2; i < all.size(); ++i)
+    fs::remove(all[i].second);
 }
 
 // Loads the newest readable checkpoint; returns false if there is none. A checkpoint of another
 // run (a different fingerprint) is an error, not something to silently train on.
-bool loadCheckpoint(const std::string &dir, CausalLm &policy, torch::optim::AdamW &opt,
-                    Counters &c, const std::string &fingerprint) {
+bool loadCheckpoint(const std::string &dir, CausalLm &policy, torch::optim::AdamW &opt, Counters &c,
+                    const std::string &fingerprint) {
   for (const auto &[step, path] : listCheckpoints(dir, true)) {
     torch::serialize::InputArchive archive, model, optimizer;
     c10::IValue stored;
@@ -196,7 +198,8 @@ TrainResult trainPolicy(CausalLm &sft, const PreferencePairs &pairs, const PairL
   int64_t completion = pairs.chosen.size(1);
   torch::Tensor lengths = torch::full({local}, double(completion), torch::kFloat32);
   int64_t numel = 0;
-  for (const torch::Tensor &p : params) numel += p.numel();
+  for (const torch::Tensor &p : params)
+    numel += p.numel();
 
   while (c.step < config.steps) {
     double scale = learningRateScale(c.step, config.steps, config.warmupFraction);
@@ -204,8 +207,8 @@ TrainResult trainPolicy(CausalLm &sft, const PreferencePairs &pairs, const PairL
       static_cast<torch::optim::AdamWOptions &>(group.options()).lr(config.lr * scale);
     // The global batch of this step; this rank's shard of it.
     torch::Generator gen = at::detail::createCPUGenerator(config.seed * 1000003 + c.step);
-    torch::Tensor idx = torch::randint(n, {config.batch}, gen).slice(0, rank * local,
-                                                                     (rank + 1) * local);
+    torch::Tensor idx =
+        torch::randint(n, {config.batch}, gen).slice(0, rank * local, (rank + 1) * local);
     torch::Tensor prompts = pairs.prompts.index({idx});
     PairBatch b{completionLogProb(policy, prompts, pairs.chosen.index({idx})),
                 completionLogProb(policy, prompts, pairs.rejected.index({idx})),
@@ -232,8 +235,8 @@ TrainResult trainPolicy(CausalLm &sft, const PreferencePairs &pairs, const PairL
     flat[numel] = sum.detach().to(torch::kFloat32);
     if (comm && world > 1) comm->allReduceSum(flat);
     double meanLoss = flat[numel].item<double>() / double(config.batch);
-    bool finite = std::isfinite(meanLoss) &&
-                  torch::isfinite(flat.slice(0, 0, numel)).all().item<bool>();
+    bool finite =
+        std::isfinite(meanLoss) && torch::isfinite(flat.slice(0, 0, numel)).all().item<bool>();
     if (finite) {
       at = 0;
       for (const torch::Tensor &p : params) {
@@ -263,7 +266,8 @@ TrainResult trainPolicy(CausalLm &sft, const PreferencePairs &pairs, const PairL
       result.message = "training stopped at step " + std::to_string(c.step) + ": " +
                        std::to_string(c.badRun) +
                        " steps in a row had a loss or gradient that is not finite (NaN or "
-                       "Inf); " + std::to_string(c.skipped) + " skipped in all";
+                       "Inf); " +
+                       std::to_string(c.skipped) + " skipped in all";
       break;
     }
   }

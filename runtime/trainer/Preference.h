@@ -50,11 +50,11 @@ PairLoss compiledPairLoss(std::shared_ptr<const rt::Loss> loss, std::vector<doub
 struct TrainConfig {
   int64_t steps = 120, batch = 32; // batch: the global batch, over all ranks
   double lr = 3e-3, warmupFraction = 0.1, clipNorm = 1.0;
-  uint64_t seed = 1;               // the order of batches
-  int64_t maxBadSteps = 5;         // non-finite steps in a row before training stops
-  std::string checkpointDir;       // "" for none
-  int64_t checkpointEvery = 0;     // steps; 0 for none
-  std::string fingerprint;         // identifies the run; a checkpoint of another is refused
+  uint64_t seed = 1;           // the order of batches
+  int64_t maxBadSteps = 5;     // non-finite steps in a row before training stops
+  std::string checkpointDir;   // "" for none
+  int64_t checkpointEvery = 0; // steps; 0 for none
+  std::string fingerprint;     // identifies the run; a checkpoint of another is refused
 };
 
 struct TrainStatus {

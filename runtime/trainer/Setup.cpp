@@ -88,8 +88,8 @@ Setup prepareSetup(const SetupConfig &config, const std::string &cachePath, Comm
     s.fromCache = true;
   } else {
     torch::Generator gen = at::detail::createCPUGenerator(config.seed);
-    s.sftLoss = pretrain(s.sft, s.language, config.sftSteps, config.sftBatch, config.sftLr, gen,
-                         progress);
+    s.sftLoss =
+        pretrain(s.sft, s.language, config.sftSteps, config.sftBatch, config.sftLr, gen, progress);
     s.train = samplePairs(s.sft, s.language, config.trainPairs, config.labelSharpness, gen);
     s.heldOut = samplePairs(s.sft, s.language, config.heldOutPairs, config.labelSharpness, gen);
     s.evalPrompts = s.language.sample(config.evalPrompts, config.task.promptLength, gen);
@@ -97,8 +97,10 @@ Setup prepareSetup(const SetupConfig &config, const std::string &cachePath, Comm
   }
   if (comm && comm->size() > 1) {
     torch::NoGradGuard g;
-    for (torch::Tensor p : s.sft->parameters()) comm->broadcast(p);
-    for (int i = 0; i < 5; ++i) comm->broadcast(*pairField(s.train, i));
+    for (torch::Tensor p : s.sft->parameters())
+      comm->broadcast(p);
+    for (int i = 0; i < 5; ++i)
+      comm->broadcast(*pairField(s.train, i));
   }
   return s;
 }

@@ -24,7 +24,6 @@ int main(int argc, char **argv) {
     diff = std::max(diff, (p.value() - pb[p.key()]).abs().max().item<double>());
     scale = std::max(scale, p.value().abs().max().item<double>());
   }
-  std::cout << "largest parameter difference " << diff << " (largest parameter " << scale
-            << ")\n";
+  std::cout << "largest parameter difference " << diff << " (largest parameter " << scale << ")\n";
   return diff <= std::atof(argv[3]) ? 0 : 1;
 }
