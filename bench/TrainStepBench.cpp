@@ -40,12 +40,21 @@ const ref::Entry &entry(const std::string &name) {
   throw std::runtime_error("no catalogue entry " + name);
 }
 
-// The catalogue formula as the trainer's loss (ABI order of the four pairwise inputs).
+// The catalogue formula as the trainer's loss (its inputs in the ABI's order).
 PairLoss eagerPairLoss(const ref::Entry &e, std::vector<double> params) {
-  if (e.inputs != ref::Inputs::Pairwise)
-    throw std::runtime_error(e.name + ": the bench covers pairwise losses");
   return [&e, params](const PairBatch &b) {
-    return e.formula({b.policyChosen, b.policyRejected, b.referenceChosen, b.referenceRejected},
+    switch (e.inputs) {
+    case ref::Inputs::Pairwise:
+      return e.formula({b.policyChosen, b.policyRejected, b.referenceChosen, b.referenceRejected},
+                       params);
+    case ref::Inputs::PairwiseLengths:
+      return e.formula({b.policyChosen, b.policyRejected, b.referenceChosen, b.referenceRejected,
+                        b.chosenLengths, b.rejectedLengths},
+                       params);
+    case ref::Inputs::ReferenceFree:
+      break;
+    }
+    return e.formula({b.policyChosen, b.policyRejected, b.chosenLengths, b.rejectedLengths},
                      params);
   };
 }

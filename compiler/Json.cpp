@@ -1,6 +1,7 @@
 // JSON writer implementation.
 #include "Json.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -28,6 +29,12 @@ void appendJsonString(std::string &out, std::string_view s) {
   out += '"';
 }
 
+void JsonWriter::newline(size_t depth) {
+  if (indent_ <= 0) return;
+  out_ += '\n';
+  out_.append(depth * indent_, ' ');
+}
+
 void JsonWriter::separate() {
   if (afterKey_) {
     afterKey_ = false;
@@ -36,6 +43,7 @@ void JsonWriter::separate() {
   if (!first_.empty()) {
     if (!first_.back()) out_ += ',';
     first_.back() = false;
+    newline(first_.size());
   }
 }
 
@@ -46,6 +54,7 @@ JsonWriter &JsonWriter::beginObject() {
   return *this;
 }
 JsonWriter &JsonWriter::endObject() {
+  if (!first_.back()) newline(first_.size() - 1);
   out_ += '}';
   first_.pop_back();
   return *this;
@@ -57,6 +66,7 @@ JsonWriter &JsonWriter::beginArray() {
   return *this;
 }
 JsonWriter &JsonWriter::endArray() {
+  if (!first_.back()) newline(first_.size() - 1);
   out_ += ']';
   first_.pop_back();
   return *this;
@@ -64,7 +74,7 @@ JsonWriter &JsonWriter::endArray() {
 JsonWriter &JsonWriter::key(std::string_view k) {
   separate();
   appendJsonString(out_, k);
-  out_ += ':';
+  out_ += indent_ > 0 ? ": " : ":";
   afterKey_ = true;
   return *this;
 }
@@ -81,8 +91,8 @@ JsonWriter &JsonWriter::value(double d) {
     out_ += d > 0 ? "\"inf\"" : "\"-inf\"";
   } else {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%.17g", d);
-    out_ += buf;
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d); // shortest exact form
+    out_.append(buf, ec == std::errc() ? end : buf);
   }
   return *this;
 }

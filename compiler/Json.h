@@ -1,6 +1,7 @@
 // A minimal streaming JSON writer: enough for diagnostics and reports, no parsing, no DOM.
-// Commas are placed automatically; keys and strings are escaped; non-finite numbers are written
-// as the strings "inf", "-inf" and "nan" (JSON has no literal for them).
+// Commas are placed automatically; keys and strings are escaped; numbers are written in the
+// shortest form that reads back exactly, non-finite ones as the strings "inf", "-inf" and "nan"
+// (JSON has no literal for them).
 #pragma once
 
 #include <cstdint>
@@ -14,7 +15,9 @@ void appendJsonString(std::string &out, std::string_view s);
 
 class JsonWriter {
 public:
-  explicit JsonWriter(std::string &out) : out_(out) {}
+  // indent 0: compact, one line; otherwise each element on its own line, indented by `indent`
+  // spaces per level.
+  explicit JsonWriter(std::string &out, int indent = 0) : out_(out), indent_(indent) {}
 
   JsonWriter &beginObject();
   JsonWriter &endObject();
@@ -35,7 +38,9 @@ public:
 
 private:
   void separate();
+  void newline(size_t depth);
   std::string &out_;
+  int indent_;
   std::vector<bool> first_; // per open container: no element written yet
   bool afterKey_ = false;
 };

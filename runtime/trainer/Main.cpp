@@ -228,7 +228,7 @@ void numberOrNull(JsonWriter &w, std::string_view key, double v) {
 std::string resultsJson(const std::string &setup, const TrainConfig &tc, const Evaluation &sft,
                         const std::vector<Run> &runs, const std::vector<Cell> &cells) {
   std::string out;
-  JsonWriter w(out);
+  JsonWriter w(out, 2);
   w.beginObject().field("schema", "lossc.train/1").field("setup", setup);
   w.key("training").beginObject();
   w.field("steps", tc.steps).field("batch", tc.batch).field("lr", tc.lr);
