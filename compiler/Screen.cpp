@@ -192,6 +192,79 @@ void add(ScreenReport &r, ScreenFinding::Severity s, const std::string &kind,
   r.findings.push_back({s, kind, m});
 }
 
+// --- raw log-probabilities --------------------------------------------------------------------
+// The margin path keeps the log-probabilities near 0 and moves one of them, so a loss that
+// uses a log-probability on its own (log(policy_chosen_logps + 30), say) can fail at values it
+// never visits. Here every per-example log-probability input takes the same value v, over
+// -1e5 .. -1e-6 (log-spaced): the margin and every log-ratio stay 0, and only such use can fail.
+// A NaN value or gradient is an error, an infinite one a warning.
+void probeRawInputs(const LossFunctions &f, const LossIr &ir, const Layout &l, ScreenReport &r) {
+  size_t k = ir.inputs.size(), n = l.n;
+  std::vector<bool> logProb(k);
+  std::string names;
+  for (size_t q = 0; q < k; ++q) {
+    logProb[q] =
+        ir.inputs[q].shape == Shape::Batch && ir.inputs[q].name.find("length") == std::string::npos;
+    if (logProb[q]) names += (names.empty() ? "" : ", ") + ir.inputs[q].name;
+  }
+  std::vector<double> grid;
+  for (int e = 50; e >= -60; --e)
+    grid.push_back(-std::pow(10.0, e / 10.0));
+  // {NaN, Inf} anywhere in the value or the gradients at v.
+  auto at = [&](double v) {
+    // A batch-coupled loss sees v in a batch of n identical examples.
+    std::vector<std::vector<double>> cols(k), grads(k);
+    std::vector<const double *> ptrs;
+    std::vector<double *> gptrs(k, nullptr);
+    for (size_t q = 0; q < k; ++q) {
+      cols[q].assign(n, logProb[q] ? v : l.fill[q]);
+      ptrs.push_back(cols[q].data());
+      if (ir.inputs[q].differentiable) grads[q].assign(n, 0), gptrs[q] = grads[q].data();
+    }
+    std::vector<double> out(n);
+    if (f.forwardBackwardF64(n, ptrs.data(), nullptr, nullptr, out.data(), gptrs.data()))
+      return std::make_pair(true, false); // a kernel status counts as a failure too
+    std::pair<bool, bool> flags{std::isnan(out[0]), std::isinf(out[0])};
+    for (size_t q = 0; q < k; ++q)
+      if (gptrs[q])
+        flags.first = flags.first || std::isnan(grads[q][0]),
+        flags.second = flags.second || std::isinf(grads[q][0]);
+    return flags;
+  };
+  std::vector<bool> nan(grid.size()), inf(grid.size());
+  for (size_t g = 0; g < grid.size(); ++g) {
+    auto [isNan, isInf] = at(grid[g]);
+    nan[g] = isNan, inf[g] = isInf;
+  }
+  auto report = [&](const std::vector<bool> &flag, bool isNan) {
+    size_t first = grid.size(), last = 0;
+    for (size_t g = 0; g < grid.size(); ++g)
+      if (flag[g]) first = std::min(first, g), last = g;
+    if (first == grid.size()) return false;
+    // The ends located by bisection towards the unflagged neighbours.
+    auto flagged = [&](double v) { return isNan ? at(v).first : at(v).second; };
+    auto refine = [&](double in, double out) {
+      for (int it = 0; it < 60 && std::fabs(in - out) > 1e-9 * std::fabs(in); ++it) {
+        double mid = 0.5 * (in + out);
+        (flagged(mid) ? in : out) = mid;
+      }
+      return in;
+    };
+    double lo = grid[first], hi = grid[last]; // grid descends: lo is the value nearest -1e5
+    if (first > 0) lo = refine(grid[first], grid[first - 1]);
+    if (last + 1 < grid.size()) hi = refine(grid[last], grid[last + 1]);
+    add(r, isNan ? ScreenFinding::Error : ScreenFinding::Warning, isNan ? "nan-input" : "inf-input",
+        std::string("the value or its gradient is ") + (isNan ? "NaN" : "infinite") +
+            " when the log-probabilities (" + names + ") are all v, for v in [" +
+            num(std::min(lo, hi)) + ", " + num(std::max(lo, hi)) +
+            "], though the margin is 0: the loss uses a log-probability on its own, not only "
+            "through differences, in an operation that fails there; sequence log-probabilities "
+            "take any value below 0");
+    return true;
+  };
+  if (!report(nan, true)) report(inf, false);
+}
+
 // --- the learning probe -------------------------------------------------------------------------
 // A linear policy over 8 features: log p(y) = theta . x_y + base, the reference theta = 0. The
 // noise-free preference of a pair is sign(w* . (x_a - x_b)); the training label follows it with
@@ -728,6 +801,8 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
       add(r, ScreenFinding::Error, "gradient-check",
           "internal: the compiled gradient differs from finite differences by " +
               num(r.gradientCheckError) + " (relative); please report this lossc bug");
+
+    probeRawInputs(f, ir, layout, r);
 
     // The learning probe.
     r.probe = probe(f, ir, layout, base, r.beta);

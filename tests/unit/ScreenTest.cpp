@@ -157,6 +157,37 @@ TEST_CASE("screening proposals: a hand-written sigmoid, DPO times three, a naive
   CHECK(seen.equivalentTo[0] == "mine (seen before), scale 2");
 }
 
+TEST_CASE("screening raw log-probabilities: a log-probability used on its own") {
+  // NaN wherever reference_chosen_logps < -30: invisible along the margin path (which holds
+  // the reference log-probabilities at 0), found when every log-probability takes the same
+  // value, its edge located.
+  auto fe = test::compile("import pref;\nloss raw {\n  inputs pairwise;\n  param beta = 0.1 in (0, "
+                          "inf);\n  let rho = margin(policy_chosen_logps, policy_rejected_logps, "
+                          "reference_chosen_logps, reference_rejected_logps);\n  return "
+                          "softplus(-beta * rho) + 0.01 * log(reference_chosen_logps + 30);\n}\n");
+  REQUIRE(fe->ok());
+  ScreenReport r = screenLoss(*fe, options());
+  REQUIRE(r.ran);
+  CHECK(r.nanValue[0].empty());
+  CHECK(has(r, "nan-input", ScreenFinding::Error));
+  bool located = false;
+  for (const ScreenFinding &f : r.findings)
+    located = located || (f.kind == "nan-input" &&
+                          f.message.find("for v in [-100000, -30]") != std::string::npos);
+  CHECK(located);
+  // The trainer's broken example: NaN below its floor (-1000 by default).
+  ScreenReport floor = screenFile(test::sourceDir() + "/examples/nan_below_floor.loss");
+  CHECK(has(floor, "nan-input", ScreenFinding::Error));
+  // An exp of a raw log-probability overflows only far out: a warning, not an error.
+  auto over =
+      test::compile("loss over {\n  inputs pairwise;\n  return softplus(policy_rejected_logps "
+                    "- policy_chosen_logps) + 1e-9 * exp(-policy_chosen_logps);\n}\n");
+  REQUIRE(over->ok());
+  ScreenReport o = screenLoss(*over, options());
+  CHECK(has(o, "inf-input", ScreenFinding::Warning));
+  CHECK_FALSE(has(o, "nan-input", ScreenFinding::Error));
+}
+
 TEST_CASE("screening every catalogue loss: no NaN, gradients agree with finite differences") {
   for (const auto &entry : std::filesystem::directory_iterator(test::stdlibDir())) {
     if (entry.path().extension() != ".loss") continue;
@@ -167,6 +198,7 @@ TEST_CASE("screening every catalogue loss: no NaN, gradients agree with finite d
     CHECK(r.nanValue[0].empty());
     CHECK(r.nanGradient[0].empty());
     CHECK(count(r, ScreenFinding::Error) == 0);
+    CHECK_FALSE(has(r, "inf-input", ScreenFinding::Warning)); // none uses a raw log-prob unsafely
     CHECK(r.probe.finite);
     CHECK(r.equivalentTo.empty()); // no two catalogue entries train alike
   }
