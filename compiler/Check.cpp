@@ -18,9 +18,7 @@ const char *severityName(ScreenFinding::Severity s) {
 }
 
 std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
+  return formatSignificant(v);
 }
 
 void renderScreenText(const ScreenReport &s, std::string &out) {
@@ -129,7 +127,7 @@ const char *statusName(InputGradient::Status s) {
 }
 
 std::string rangeText(const IrParam &p) {
-  return std::string(p.loOpen ? "(" : "[") + formatNumber(p.lo) + ", " + formatNumber(p.hi) +
+  return std::string(p.loOpen ? "(" : "[") + formatShortest(p.lo) + ", " + formatShortest(p.hi) +
          (p.hiOpen ? ")" : "]");
 }
 
@@ -164,7 +162,7 @@ void renderCheckText(const Frontend &fe, const CheckReport &report, std::string 
     out += "\n  params:";
     if (ir.params.empty()) out += " none";
     for (const IrParam &p : ir.params)
-      out += "\n    " + p.name + " = " + formatNumber(p.defaultValue) + " in " + rangeText(p);
+      out += "\n    " + p.name + " = " + formatShortest(p.defaultValue) + " in " + rangeText(p);
     out += "\n  batch coupled: " + std::string(ir.batchCoupled ? "yes" : "no") +
            "\n  min batch: " + std::to_string(ir.minBatch) + "\n  gradient:";
     for (const InputGradient &g : fe.diff.inputs)

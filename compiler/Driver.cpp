@@ -143,12 +143,10 @@ int main(int argc, char **argv) {
     std::vector<std::pair<std::string, double>> params;
     if (vm.count("param"))
       for (const std::string &kv : vm["param"].as<std::vector<std::string>>()) {
-        size_t eq = kv.find('=');
-        char *end = nullptr;
-        double v = eq == std::string::npos ? 0 : std::strtod(kv.c_str() + eq + 1, &end);
-        if (eq == std::string::npos || !end || *end || end == kv.c_str() + eq + 1)
+        std::pair<std::string, double> setting;
+        if (!lossc::parseSetting(kv, setting))
           return usageError("--param takes NAME=VALUE, got '" + kv + "'");
-        params.push_back({kv.substr(0, eq), v});
+        params.push_back(setting);
       }
     lossc::FrontendOptions options;
     if (vm.count("import-path"))
@@ -176,7 +174,7 @@ int main(int argc, char **argv) {
         for (const auto &[name, value] : params)
           if (name == p.name) v = value;
         label +=
-            (&p == &fe->ir->params.front() ? " (" : ", ") + p.name + " " + lossc::formatNumber(v);
+            (&p == &fe->ir->params.front() ? " (" : ", ") + p.name + " " + lossc::formatShortest(v);
       }
       if (!fe->ir->params.empty()) label += ")";
       series.push_back({label, std::move(samples.value), std::move(samples.slope)});

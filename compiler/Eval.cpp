@@ -48,13 +48,12 @@ int runEval(Frontend &fe, const EvalOptions &options, std::string &out, std::str
   for (const IrParam &p : ir.params)
     params.push_back(p.defaultValue);
   for (const std::string &kv : options.params) {
-    size_t eq = kv.find('=');
-    std::string name = kv.substr(0, eq);
-    double v;
-    if (eq == std::string::npos || !parseNumber(kv.substr(eq + 1), v)) {
+    std::pair<std::string, double> setting;
+    if (!parseSetting(kv, setting)) {
       error = "--param takes NAME=VALUE, got '" + kv + "'";
       return 2;
     }
+    const auto &[name, v] = setting;
     size_t k = 0;
     while (k < ir.params.size() && ir.params[k].name != name)
       ++k;

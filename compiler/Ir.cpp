@@ -164,19 +164,6 @@ void eliminateDeadCode(std::vector<Inst> &insts, std::vector<ValueId *> roots) {
     if (*r != kNoValue) *r = remap[*r];
 }
 
-std::string formatNumber(double d) {
-  if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", d);
-  // Prefer the shortest spelling that reads back exactly.
-  for (int precision = 1; precision < 17; ++precision) {
-    char shorter[32];
-    std::snprintf(shorter, sizeof shorter, "%.*g", precision, d);
-    if (std::strtod(shorter, nullptr) == d) return shorter;
-  }
-  return buf;
-}
-
 void printIr(const LossIr &ir, const SourceManager &sources, std::string &out) {
   auto where = [&](const SourceLoc &loc) {
     if (!loc.valid()) return std::string();
@@ -191,8 +178,8 @@ void printIr(const LossIr &ir, const SourceManager &sources, std::string &out) {
   }
   for (size_t k = 0; k < ir.params.size(); ++k) {
     const IrParam &p = ir.params[k];
-    out += "  param #" + std::to_string(k) + " " + p.name + " = " + formatNumber(p.defaultValue) +
-           " in " + (p.loOpen ? "(" : "[") + formatNumber(p.lo) + ", " + formatNumber(p.hi) +
+    out += "  param #" + std::to_string(k) + " " + p.name + " = " + formatShortest(p.defaultValue) +
+           " in " + (p.loOpen ? "(" : "[") + formatShortest(p.lo) + ", " + formatShortest(p.hi) +
            (p.hiOpen ? ")" : "]") + "\n";
   }
   out += "  batch_coupled " + std::string(ir.batchCoupled ? "true" : "false") + ", min_batch " +
@@ -201,7 +188,7 @@ void printIr(const LossIr &ir, const SourceManager &sources, std::string &out) {
     const Inst &inst = ir.insts[i];
     const OpInfo &info = opInfo(inst.op);
     std::string line = "  %" + std::to_string(i) + " = " + info.name;
-    if (inst.op == Op::Const) line += " " + formatNumber(inst.value);
+    if (inst.op == Op::Const) line += " " + formatShortest(inst.value);
     if (inst.op == Op::Input) line += " " + ir.inputs[inst.index].name;
     if (inst.op == Op::Param) line += " " + ir.params[inst.index].name;
     for (int k = 0; k < info.arity; ++k)

@@ -4,6 +4,8 @@
 // reverse mode is one backward loop and code generation one forward loop.
 #pragma once
 
+#include "lossc/text.h"
+
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -117,7 +119,5 @@ void eliminateDeadCode(std::vector<Inst> &insts, std::vector<ValueId *> roots);
 
 // `--emit=ir`: a readable listing with types and source positions.
 void printIr(const LossIr &ir, const SourceManager &sources, std::string &out);
-
-std::string formatNumber(double d);
 
 } // namespace lossc

@@ -1,7 +1,8 @@
 // JSON writer implementation.
 #include "Json.h"
 
-#include <charconv>
+#include "lossc/text.h"
+
 #include <cmath>
 #include <cstdio>
 
@@ -90,9 +91,7 @@ JsonWriter &JsonWriter::value(double d) {
   } else if (std::isinf(d)) {
     out_ += d > 0 ? "\"inf\"" : "\"-inf\"";
   } else {
-    char buf[32];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d); // shortest exact form
-    out_.append(buf, ec == std::errc() ? end : buf);
+    out_ += formatShortest(d);
   }
   return *this;
 }

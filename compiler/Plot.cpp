@@ -2,6 +2,8 @@
 // Non-finite samples break a curve's line instead of being drawn.
 #include "Plot.h"
 
+#include "lossc/text.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -13,10 +15,9 @@ namespace {
 const char *kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
                          "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
+// Coordinates and tick labels: 4 significant digits, rounding residue near 0 shown as 0.
 std::string fmt(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g", std::fabs(v) < 1e-12 ? 0.0 : v);
-  return buf;
+  return formatSignificant(std::fabs(v) < 1e-12 ? 0.0 : v, 4);
 }
 
 std::string escape(const std::string &s) {

@@ -143,9 +143,7 @@ private:
 };
 
 std::string num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
+  return formatSignificant(v);
 }
 
 std::string intervalText(const MarginInterval &iv) {

@@ -405,10 +405,10 @@ void Sema::lowerParams(const LossDecl &loss, LossIr &ir) {
       bool inside = std::isfinite(v) && (out.loOpen ? v > out.lo : v >= out.lo) &&
                     (out.hiOpen ? v < out.hi : v <= out.hi);
       if (!inside) {
-        std::string range = std::string(out.loOpen ? "(" : "[") + formatNumber(out.lo) + ", " +
-                            formatNumber(out.hi) + (out.hiOpen ? ")" : "]");
+        std::string range = std::string(out.loOpen ? "(" : "[") + formatShortest(out.lo) + ", " +
+                            formatShortest(out.hi) + (out.hiOpen ? ")" : "]");
         auto d = diags_.report(DiagId::E0306, ast_[p.defaultValue].span,
-                               "default " + formatNumber(v) + " of '" + p.name.name +
+                               "default " + formatShortest(v) + " of '" + p.name.name +
                                    "' is outside its range " + range);
         if (!std::isfinite(v)) d.help("a default must be a finite number");
       }

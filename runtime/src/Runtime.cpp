@@ -12,29 +12,20 @@
 #include <thread>
 
 #include "lossc/sha256.h"
+#include "lossc/text.h"
 
 namespace lossc::rt {
 
 namespace {
-
-// The shortest text that reads back as v.
-std::string shortestText(double v) {
-  char buf[32];
-  for (int digits = 1; digits <= 17; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
 
 // The metadata stores an open bound as the next double inside it: (0, inf) is
 // [4.9e-324, inf]. Shown as the user wrote it: a bound whose neighbour outside it has a
 // shorter text is open.
 std::string rangeText(const ParamInfo &p) {
   auto bound = [](double v, double outward, char closed, char open) {
-    std::string text = shortestText(v);
+    std::string text = formatShortest(v);
     if (!std::isfinite(v)) return std::make_pair(text, open);
-    std::string outText = shortestText(std::nextafter(v, outward));
+    std::string outText = formatShortest(std::nextafter(v, outward));
     if (outText.size() < text.size()) return std::make_pair(outText, open);
     return std::make_pair(text, closed);
   };

@@ -27,6 +27,7 @@
 #include "Setup.h"
 #include "Version.h"
 #include "lossc/jit.h"
+#include "lossc/text.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -61,14 +62,6 @@ const char *kUsage =
 int usageError(const std::string &message) {
   std::cerr << "lossc-train: error: " << message << "\ntry 'lossc-train --help'\n";
   return kExitUsage;
-}
-
-std::string number(double v, int digits = 4) {
-  if (std::isnan(v)) return "nan";
-  std::ostringstream s;
-  s.precision(digits);
-  s << v;
-  return s.str();
 }
 
 std::string fixed(double v, int decimals) {
@@ -293,7 +286,7 @@ std::string frontierSvg(const Evaluation &sft, const std::vector<Cell> &cells,
     auto [it, fresh] = index.emplace(c.loss, series.size());
     if (fresh) series.push_back({c.loss, {}});
     series[it->second].points.push_back(
-        {c.kl, c.reward, std::isnan(c.beta) ? "" : "β " + number(c.beta, 3)});
+        {c.kl, c.reward, std::isnan(c.beta) ? "" : "β " + formatSignificant(c.beta, 3)});
   }
   for (const Run &r : runs)
     if (showRuns && !r.train.stopped && r.error.empty())
@@ -324,12 +317,9 @@ std::vector<double> parseList(const std::string &text, const std::string &what) 
 }
 
 std::pair<std::string, double> parseParam(const std::string &text) {
-  size_t eq = text.find('=');
-  char *end = nullptr;
-  double v = eq == std::string::npos ? 0 : std::strtod(text.c_str() + eq + 1, &end);
-  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size() || *end)
-    throw po::error("--param wants NAME=VALUE, not '" + text + "'");
-  return {text.substr(0, eq), v};
+  std::pair<std::string, double> setting;
+  if (!parseSetting(text, setting)) throw po::error("--param wants NAME=VALUE, not '" + text + "'");
+  return setting;
 }
 
 // libtorch's intra-op threads, and OpenBLAS's own pool when OpenBLAS is the BLAS (its
@@ -375,7 +365,7 @@ void printTables(const Evaluation &sft, const std::vector<Run> &runs,
                 seedCount, "loss, beta", "reward", "KL (nats)", "accuracy");
     for (const Cell &c : cells)
       std::printf("%-16s %17s %17s %9s%s\n",
-                  (c.loss + " " + (std::isnan(c.beta) ? "" : number(c.beta))).c_str(),
+                  (c.loss + " " + (std::isnan(c.beta) ? "" : formatSignificant(c.beta, 4))).c_str(),
                   (fixed(c.reward, 3) + " +- " + fixed(c.rewardSd, 3)).c_str(),
                   (fixed(c.kl, 2) + " +- " + fixed(c.klSd, 2)).c_str(),
                   (fixed(100 * c.accuracy, 1) + "%").c_str(),
@@ -410,7 +400,7 @@ Run trainOne(Session &s, const LossChoice &lc, double beta, uint64_t seed,
   if (!std::isnan(beta)) run.params.insert(run.params.begin(), {"beta", beta});
   if (std::isnan(beta) && lc.loss->paramIndex("beta") >= 0)
     run.beta = lc.loss->params()[lc.loss->paramIndex("beta")].defaultValue;
-  run.label = run.loss + (std::isnan(run.beta) ? "" : "-beta-" + number(run.beta, 6)) +
+  run.label = run.loss + (std::isnan(run.beta) ? "" : "-beta-" + formatSignificant(run.beta, 6)) +
               (s.seedCount > 1 ? "-seed-" + std::to_string(seed) : "");
   std::vector<double> values = lc.loss->bindParams(run.params);
   std::ostringstream fp;
@@ -429,7 +419,7 @@ Run trainOne(Session &s, const LossChoice &lc, double beta, uint64_t seed,
   hooks.comm = s.comm;
   s.progress.start("training " + run.label, s.train.steps);
   hooks.progress = [&](const TrainStatus &st) {
-    s.progress.update(st.step, "loss " + number(st.loss, 4) +
+    s.progress.update(st.step, "loss " + formatSignificant(st.loss, 4) +
                                    (st.skipped ? "  skipped " + std::to_string(st.skipped) : ""));
   };
   auto t0 = std::chrono::steady_clock::now();
@@ -550,7 +540,7 @@ int main(int argc, char **argv) {
     if (vm.count("beta")) betas = parseList(vm["beta"].as<std::string>(), "--beta");
     for (double seed : parseList(vm["seed"].as<std::string>(), "--seed")) {
       if (seed < 0 || seed != std::floor(seed) || seed > 9e15)
-        throw po::error("--seed: '" + number(seed) + "' is not a non-negative integer");
+        throw po::error("--seed: '" + formatShortest(seed) + "' is not a non-negative integer");
       seeds.push_back(uint64_t(seed));
     }
     if (vm.count("param"))

@@ -1,32 +1,24 @@
 #include "Setup.h"
 
-#include <charconv>
 #include <filesystem>
 #include <sstream>
 
 #include "Distributed.h"
 #include "Files.h"
+#include "lossc/text.h"
 
 namespace lossc::train {
-
-namespace {
-// The shortest text that reads back as v (0.3, not 0.29999999999999999).
-std::string exact(double v) {
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, ec == std::errc() ? end : buf);
-}
-} // namespace
 
 std::string describe(const SetupConfig &c) {
   std::ostringstream s;
   s << "task(vocab=" << c.task.vocab << " prompt=" << c.task.promptLength
-    << " completion=" << c.task.completionLength << " concentration=" << exact(c.task.concentration)
-    << " seed=" << c.task.seed << ") model(context=" << c.model.context << " dim=" << c.model.dim
-    << " heads=" << c.model.heads << " layers=" << c.model.layers << ") sft(steps=" << c.sftSteps
-    << " batch=" << c.sftBatch << " lr=" << exact(c.sftLr) << ") pairs(train=" << c.trainPairs
+    << " completion=" << c.task.completionLength
+    << " concentration=" << formatShortest(c.task.concentration) << " seed=" << c.task.seed
+    << ") model(context=" << c.model.context << " dim=" << c.model.dim << " heads=" << c.model.heads
+    << " layers=" << c.model.layers << ") sft(steps=" << c.sftSteps << " batch=" << c.sftBatch
+    << " lr=" << formatShortest(c.sftLr) << ") pairs(train=" << c.trainPairs
     << " heldout=" << c.heldOutPairs << " prompts=" << c.evalPrompts
-    << " sharpness=" << exact(c.labelSharpness) << ") seed=" << c.seed;
+    << " sharpness=" << formatShortest(c.labelSharpness) << ") seed=" << c.seed;
   return s.str();
 }
 
