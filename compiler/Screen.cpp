@@ -63,6 +63,33 @@ Layout layoutOf(const LossIr &ir) {
   return l;
 }
 
+// The buffers of one forward+backward call on n examples: a column per input (each filled with
+// its value from `fill`), the losses, and a gradient column per differentiable input.
+template <class T> struct KernelCall {
+  std::vector<std::vector<T>> in, grad;
+  std::vector<T> out;
+  KernelCall(const LossIr &ir, size_t n, const std::vector<double> &fill)
+      : in(ir.inputs.size()), grad(ir.inputs.size()), out(n) {
+    for (size_t j = 0; j < in.size(); ++j) {
+      in[j].assign(n, T(fill[j]));
+      if (ir.inputs[j].differentiable) grad[j].assign(n, T(0));
+    }
+  }
+  // The kernel's status (0 on success).
+  int32_t run(const LossFunctions &f, const double *params, const T *gout = nullptr) {
+    std::vector<const T *> ptrs;
+    std::vector<T *> grads;
+    for (size_t j = 0; j < in.size(); ++j) {
+      ptrs.push_back(in[j].data());
+      grads.push_back(grad[j].empty() ? nullptr : grad[j].data());
+    }
+    if constexpr (sizeof(T) == 8)
+      return f.forwardBackwardF64(out.size(), ptrs.data(), params, gout, out.data(), grads.data());
+    else
+      return f.forwardBackwardF32(out.size(), ptrs.data(), params, gout, out.data(), grads.data());
+  }
+};
+
 // Values and the two policy gradients at a list of margins.
 struct Curve {
   std::vector<double> value, gw, gl;
@@ -107,30 +134,16 @@ public:
 
 private:
   template <class T> void run(const std::vector<double> &rho, size_t m, Curve &c) const {
-    size_t k = ir_.inputs.size();
-    std::vector<std::vector<T>> in(k);
-    for (size_t j = 0; j < k; ++j)
-      in[j].assign(m, T(l_.fill[j]));
+    KernelCall<T> call(ir_, m, l_.fill);
     for (size_t i = 0; i < m; ++i) {
-      if (l_.chosen >= 0) in[l_.chosen][i] = T(base_ + rho[i]);
-      if (l_.rejected >= 0) in[l_.rejected][i] = T(base_);
+      if (l_.chosen >= 0) call.in[l_.chosen][i] = T(base_ + rho[i]);
+      if (l_.rejected >= 0) call.in[l_.rejected][i] = T(base_);
     }
-    std::vector<const T *> ptrs;
-    for (auto &v : in)
-      ptrs.push_back(v.data());
-    std::vector<T> out(m), gw(m, T(0)), gl(m, T(0));
-    std::vector<T *> grads(k, nullptr);
-    if (l_.chosen >= 0) grads[l_.chosen] = gw.data();
-    if (l_.rejected >= 0) grads[l_.rejected] = gl.data();
-    int32_t status;
-    if constexpr (sizeof(T) == 8)
-      status = f_.forwardBackwardF64(m, ptrs.data(), params(), nullptr, out.data(), grads.data());
-    else
-      status = f_.forwardBackwardF32(m, ptrs.data(), params(), nullptr, out.data(), grads.data());
-    if (status) throw std::runtime_error(f_.statusMessage(status));
-    c.value.assign(out.begin(), out.end());
-    c.gw.assign(gw.begin(), gw.end());
-    c.gl.assign(gl.begin(), gl.end());
+    if (int32_t status = call.run(f_, params())) throw std::runtime_error(f_.statusMessage(status));
+    c.value.assign(call.out.begin(), call.out.end());
+    c.gw.assign(m, 0), c.gl.assign(m, 0);
+    if (l_.chosen >= 0) c.gw.assign(call.grad[l_.chosen].begin(), call.grad[l_.chosen].end());
+    if (l_.rejected >= 0) c.gl.assign(call.grad[l_.rejected].begin(), call.grad[l_.rejected].end());
   }
 
   const double *params() const { return params_.empty() ? nullptr : params_.data(); }
@@ -211,22 +224,17 @@ void probeRawInputs(const LossFunctions &f, const LossIr &ir, const Layout &l, S
   // {NaN, Inf} anywhere in the value or the gradients at v.
   auto at = [&](double v) {
     // A batch-coupled loss sees v in a batch of n identical examples.
-    std::vector<std::vector<double>> cols(k), grads(k);
-    std::vector<const double *> ptrs;
-    std::vector<double *> gptrs(k, nullptr);
-    for (size_t q = 0; q < k; ++q) {
-      cols[q].assign(n, logProb[q] ? v : l.fill[q]);
-      ptrs.push_back(cols[q].data());
-      if (ir.inputs[q].differentiable) grads[q].assign(n, 0), gptrs[q] = grads[q].data();
-    }
-    std::vector<double> out(n);
-    if (f.forwardBackwardF64(n, ptrs.data(), nullptr, nullptr, out.data(), gptrs.data()))
-      return std::make_pair(true, false); // a kernel status counts as a failure too
-    std::pair<bool, bool> flags{std::isnan(out[0]), std::isinf(out[0])};
+    std::vector<double> fill = l.fill;
     for (size_t q = 0; q < k; ++q)
-      if (gptrs[q])
-        flags.first = flags.first || std::isnan(grads[q][0]),
-        flags.second = flags.second || std::isinf(grads[q][0]);
+      if (logProb[q]) fill[q] = v;
+    KernelCall<double> call(ir, n, fill);
+    if (call.run(f, nullptr))
+      return std::make_pair(true, false); // a kernel status counts as a failure too
+    std::pair<bool, bool> flags{std::isnan(call.out[0]), std::isinf(call.out[0])};
+    for (const std::vector<double> &g : call.grad)
+      if (!g.empty())
+        flags.first = flags.first || std::isnan(g[0]),
+        flags.second = flags.second || std::isinf(g[0]);
     return flags;
   };
   std::vector<bool> nan(grid.size()), inf(grid.size());
@@ -330,25 +338,18 @@ ProbeResult probe(const LossFunctions &f, const LossIr &ir, const Layout &layout
   r.accuracyBefore = accuracy();
   r.marginBefore = margin();
   double chosen0 = chosenMean();
-  size_t k = ir.inputs.size();
-  std::vector<std::vector<double>> in(k, std::vector<double>(n));
-  for (size_t j = 0; j < k; ++j)
-    std::fill(in[j].begin(), in[j].end(), layout.fill[j]);
-  std::vector<const double *> ptrs;
-  for (auto &col : in)
-    ptrs.push_back(col.data());
-  std::vector<double> out(n), gw(n), gl(n), gout(n, 1.0 / n);
-  std::vector<double *> grads(k, nullptr);
-  grads[layout.chosen] = gw.data();
-  if (layout.rejected >= 0) grads[layout.rejected] = gl.data();
+  KernelCall<double> call(ir, n, layout.fill);
+  std::vector<double> gout(n, 1.0 / n), none(n, 0.0);
+  const std::vector<double> &gw = call.grad[layout.chosen];
+  const std::vector<double> &gl = layout.rejected >= 0 ? call.grad[layout.rejected] : none;
   const double lr = 0.05, b1 = 0.9, b2 = 0.999;
   double marginMid = 0;
   for (int step = 1; step <= steps; ++step) {
     for (int i = 0; i < n; ++i) {
-      in[layout.chosen][i] = base + dot(train[i].xw);
-      if (layout.rejected >= 0) in[layout.rejected][i] = base + dot(train[i].xl);
+      call.in[layout.chosen][i] = base + dot(train[i].xw);
+      if (layout.rejected >= 0) call.in[layout.rejected][i] = base + dot(train[i].xl);
     }
-    if (f.forwardBackwardF64(n, ptrs.data(), nullptr, gout.data(), out.data(), grads.data()) != 0) {
+    if (call.run(f, nullptr, gout.data()) != 0) {
       r.finite = false;
       break;
     }
@@ -397,24 +398,14 @@ std::vector<double> fingerprintOf(const LossFunctions &f, const LossIr &ir, cons
   std::mt19937 rng(777);
   std::uniform_real_distribution<double> logp(-60, -5);
   std::uniform_int_distribution<int> len(1, 30);
-  size_t k = ir.inputs.size();
-  std::vector<std::vector<double>> in(k, std::vector<double>(n));
-  for (size_t j = 0; j < k; ++j)
-    for (double &x : in[j])
+  KernelCall<double> call(ir, n, layout.fill);
+  for (size_t j = 0; j < call.in.size(); ++j)
+    for (double &x : call.in[j])
       x = layout.fill[j] == 1.0 ? len(rng) : logp(rng);
-  std::vector<const double *> ptrs;
-  for (auto &col : in)
-    ptrs.push_back(col.data());
-  std::vector<double> out(n);
-  std::vector<std::vector<double>> g(k, std::vector<double>(n, 0));
-  std::vector<double *> grads;
-  for (auto &col : g)
-    grads.push_back(col.data());
   std::vector<double> fp;
-  if (f.forwardBackwardF64(n, ptrs.data(), nullptr, nullptr, out.data(), grads.data()) != 0)
-    return fp;
-  for (size_t j = 0; j < k; ++j)
-    if (ir.inputs[j].differentiable) fp.insert(fp.end(), g[j].begin(), g[j].end());
+  if (call.run(f, nullptr) != 0) return fp;
+  for (const std::vector<double> &g : call.grad)
+    fp.insert(fp.end(), g.begin(), g.end());
   return fp;
 }
 
