@@ -823,17 +823,24 @@ ScreenReport screenLoss(Frontend &fe, const ScreenOptions &options) {
     Fingerprint self{sha256Hex(fe.sources.text(1)), ir.name, "proposal", signatureOf(ir),
                      fingerprintOf(f, ir, layout)};
     bool known = false;
+    std::vector<std::string> reported;
     for (const Fingerprint &k : knownFingerprints(options, cache)) {
       if (k.sha == self.sha) {
         known = true;
         continue;
       }
       if (k.signature != self.signature) continue;
+      // An earlier version of this very loss (same name, other text) is not news, and one
+      // loss remembered in several versions is reported once.
+      if (k.origin != "catalogue" && k.name == self.name) continue;
+      std::string id = k.origin + "/" + k.name;
+      if (std::find(reported.begin(), reported.end(), id) != reported.end()) continue;
       double scale = parallelScale(self.g, k.g);
       if (scale <= 0) continue;
       std::string what = k.name + (k.origin == "catalogue" ? " (stdlib)" : " (seen before)") +
                          ", scale " + num(scale);
       r.equivalentTo.push_back(what);
+      reported.push_back(id);
       add(r, ScreenFinding::Warning, "equivalent",
           "this loss trains like " + k.name +
               (k.origin == "catalogue" ? " of the stdlib" : ", a loss checked before") +

@@ -155,6 +155,15 @@ TEST_CASE("screening proposals: a hand-written sigmoid, DPO times three, a naive
   ScreenReport seen = screenLoss(*again, o);
   REQUIRE(seen.equivalentTo.size() == 1);
   CHECK(seen.equivalentTo[0] == "mine (seen before), scale 2");
+  // Another version of 'again' (same name, other text) does not report 'again' itself, and
+  // 'mine', now remembered once, is reported once.
+  auto edited =
+      test::compile("loss again {\n  inputs pairwise;\n  // edited\n  return 3 * "
+                    "softplus(-0.37 * (policy_chosen_logps - policy_rejected_logps));\n}\n");
+  REQUIRE(edited->ok());
+  ScreenReport third = screenLoss(*edited, o);
+  REQUIRE(third.equivalentTo.size() == 1);
+  CHECK(third.equivalentTo[0] == "mine (seen before), scale 3");
 }
 
 TEST_CASE("screening raw log-probabilities: a log-probability used on its own") {
