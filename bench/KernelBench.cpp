@@ -172,7 +172,8 @@ void catalogue() {
 
 void compile() {
   std::printf("\n### Compile times (ms, median of 7; JIT after a first warm-up compile)\n\n");
-  std::printf("| loss | lossc -o .so | JIT |\n|---|---|---|\n");
+  std::printf("| loss | lossc -o .so | JIT, all four entry points | JIT, f32 forward+backward "
+              "only | the same at O1 |\n|---|---|---|---|---|\n");
   std::string dir = std::filesystem::temp_directory_path() / "lossc_bench";
   std::filesystem::create_directories(dir);
   jit("dpo"); // LLVM's one-time initialisation
@@ -186,7 +187,19 @@ void compile() {
         throw std::runtime_error("compile failed");
     });
     double j = medianMs(7, [&] { jit(e.name); });
-    std::printf("| %s | %.1f | %.1f |\n", e.name.c_str(), aot, j);
+    auto only = [&](bool quick) {
+      return medianMs(7, [&] {
+        FrontendOptions options;
+        options.stdlibDir = stdlib();
+        auto fe = runFrontend(stdlib() + "/" + e.name + ".loss", options);
+        BuildOptions b;
+        b.entries = kForwardBackwardF32;
+        b.quick = quick;
+        if (!JitLoss::compile(*fe, b)) throw std::runtime_error("compile failed");
+      });
+    };
+    double one = only(false), oneQuick = only(true);
+    std::printf("| %s | %.1f | %.1f | %.1f | %.1f |\n", e.name.c_str(), aot, j, one, oneQuick);
     std::fflush(stdout);
   }
   std::filesystem::remove_all(dir);

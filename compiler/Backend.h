@@ -4,6 +4,8 @@
 // exactly the pinned C ABI. Also the --emit stages grad, llvm and asm.
 #pragma once
 
+#include "Entries.h"
+
 #include <memory>
 #include <string>
 
@@ -32,7 +34,7 @@ struct BackendModule {
 
 struct BuildOptions {
   bool optimize = true;
-  unsigned entries = 15; // EntryMask of Codegen.h: which kernel entry points to define
+  unsigned entries = kAllEntries; // EntryMask: which kernel entry points to define
   bool quick = false;    // O1 and a faster instruction selection: compile time over speed
 };
 

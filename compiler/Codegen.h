@@ -11,6 +11,8 @@
 // vector math, and verified to be confined before anything runs or is written.
 #pragma once
 
+#include "Entries.h"
+
 #include <memory>
 #include <string>
 
@@ -30,15 +32,6 @@ namespace lossc {
 // objects. Returns null and sets `error` if LLVM has no target for the host.
 std::unique_ptr<llvm::TargetMachine> createHostTargetMachine(std::string &error);
 
-// Which of the ABI's kernel entry points a module defines (all of them for a shared object; a
-// screening JIT needs only the forward+backward ones).
-enum EntryMask : unsigned {
-  kForwardF32 = 1,
-  kForwardF64 = 2,
-  kForwardBackwardF32 = 4,
-  kForwardBackwardF64 = 8,
-  kAllEntries = 15,
-};
 
 struct ModuleInfo {
   std::string sourceSha256; // hex digest of the .loss text
