@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <dlfcn.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -57,7 +58,9 @@ const char *kUsage =
     "DIR/<loss>-beta-<beta>/ and a rerun of the same command resumes where it stopped.\n"
     "Data parallel: start one process per rank with --world-size, --rank, --master-addr and\n"
     "--master-port (or WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT); rank 0 reports.\n"
-    "Exit status: 0 success, 1 a run failed or was stopped by the non-finite guard, 2 usage.\n";
+    "SIGINT or SIGTERM stops training after the current step and writes a checkpoint.\n"
+    "Exit status: 0 success, 1 a run failed or was stopped by the non-finite guard, 2 usage,\n"
+    "130 or 143 interrupted by SIGINT or SIGTERM.\n";
 
 int usageError(const std::string &message) {
   std::cerr << "lossc-train: error: " << message << "\ntry 'lossc-train --help'\n";
@@ -331,6 +334,25 @@ void setThreads(int n) {
     set(n);
 }
 
+// SIGINT and SIGTERM (Ctrl-C, a scheduler's preemption) stop training after the current step,
+// with a checkpoint; a second signal acts as usual (SA_RESETHAND).
+std::atomic<bool> gInterrupt{false};
+volatile sig_atomic_t gSignal = 0;
+
+void onSignal(int sig) {
+  gSignal = sig;
+  gInterrupt = true;
+}
+
+void catchSignals() {
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
 std::string envOr(const char *name, const std::string &fallback) {
   const char *v = std::getenv(name);
   return v && *v ? v : fallback;
@@ -417,6 +439,7 @@ Run trainOne(Session &s, const LossChoice &lc, double beta, uint64_t seed,
   if (!s.checkpointDir.empty()) rc.checkpointDir = (fs::path(s.checkpointDir) / run.label).string();
   TrainHooks hooks;
   hooks.comm = s.comm;
+  hooks.interrupt = &gInterrupt;
   s.progress.start("training " + run.label, s.train.steps);
   hooks.progress = [&](const TrainStatus &st) {
     s.progress.update(st.step, "loss " + formatSignificant(st.loss, 4) +
@@ -436,6 +459,13 @@ Run trainOne(Session &s, const LossChoice &lc, double beta, uint64_t seed,
   if (run.train.stopped) {
     std::cerr << "lossc-train: " << run.label << ": " << run.train.message << "\n";
     run.error = run.train.message;
+  }
+  if (run.train.interrupted) {
+    s.say(run.label + ": " + run.train.message +
+          (s.checkpointDir.empty() ? "; no --checkpoint-dir, so the run is lost"
+                                   : "; its checkpoint is in " + rc.checkpointDir +
+                                         ": rerun the same command to resume"));
+    return run;
   }
   run.policyDigest = weightsDigest(run.train.policy);
   if (s.lead) {
@@ -604,6 +634,7 @@ int main(int argc, char **argv) {
     if (lead && !quiet) std::cerr << line << "\n";
   };
   setThreads(vm["threads"].as<int>());
+  catchSignals();
   std::string stdlibDir = vm.count("stdlib") ? vm["stdlib"].as<std::string>() : "";
   std::string workDir = vm["work-dir"].as<std::string>();
 
@@ -667,8 +698,10 @@ int main(int argc, char **argv) {
       if (runBetas.empty()) runBetas.push_back(NAN); // the loss's own default
       for (double beta : runBetas)
         for (uint64_t seed : seeds) {
+          if (gInterrupt) return 128 + gSignal; // the shell's convention for a signal
           runs.push_back(trainOne(session, lc, beta, seed, extraParams));
           failed = failed || runs.back().train.stopped;
+          if (runs.back().train.interrupted) return 128 + gSignal;
         }
     }
     if (!lead) return failed ? kExitFailed : kExitOk;

@@ -221,8 +221,8 @@ TrainResult trainPolicy(CausalLm &sft, const PreferencePairs &pairs, const PairL
     torch::Tensor sum = losses.sum();
     (sum / double(config.batch)).backward();
 
-    // One buffer: every gradient, then the loss sum; summed over the ranks.
-    torch::Tensor flat = torch::empty({numel + 1}, torch::kFloat32);
+    // One buffer: every gradient, the loss sum and the interrupt flag; summed over the ranks.
+    torch::Tensor flat = torch::empty({numel + 2}, torch::kFloat32);
     int64_t at = 0;
     for (const torch::Tensor &p : params) {
       torch::Tensor part = flat.slice(0, at, at + p.numel());
@@ -233,7 +233,9 @@ TrainResult trainPolicy(CausalLm &sft, const PreferencePairs &pairs, const PairL
       at += p.numel();
     }
     flat[numel] = sum.detach().to(torch::kFloat32);
+    flat[numel + 1] = hooks.interrupt && hooks.interrupt->load() ? 1.0f : 0.0f;
     if (comm && world > 1) comm->allReduceSum(flat);
+    bool interrupt = flat[numel + 1].item<float>() > 0;
     double meanLoss = flat[numel].item<double>() / double(config.batch);
     bool finite =
         std::isfinite(meanLoss) && torch::isfinite(flat.slice(0, 0, numel)).all().item<bool>();
@@ -259,8 +261,13 @@ TrainResult trainPolicy(CausalLm &sft, const PreferencePairs &pairs, const PairL
     bool stop = config.maxBadSteps > 0 && c.badRun >= config.maxBadSteps;
     if (checkpoints && rank == 0 && !stop &&
         ((config.checkpointEvery > 0 && c.step % config.checkpointEvery == 0) ||
-         c.step == config.steps))
+         c.step == config.steps || interrupt))
       saveCheckpoint(config.checkpointDir, policy, opt, c, config.fingerprint);
+    if (interrupt && !stop && c.step < config.steps) {
+      result.interrupted = true;
+      result.message = "interrupted after step " + std::to_string(c.step);
+      break;
+    }
     if (stop) {
       result.stopped = true;
       result.message = "training stopped at step " + std::to_string(c.step) + ": " +

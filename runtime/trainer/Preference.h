@@ -9,6 +9,7 @@
 // data parallel over processes (each rank its shard of every global batch, gradients summed).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -68,6 +69,7 @@ struct TrainResult {
   int64_t stepsDone = 0, skipped = 0;
   int64_t resumedFrom = -1; // the step of the checkpoint resumed from; -1 if none
   bool stopped = false;     // by the non-finite guard
+  bool interrupted = false; // by TrainHooks::interrupt (a checkpoint was written, if enabled)
   std::string message;      // why it stopped
   double lastLoss = 0;
 };
@@ -75,6 +77,10 @@ struct TrainResult {
 struct TrainHooks {
   Communicator *comm = nullptr;                      // data parallel when set
   std::function<void(const TrainStatus &)> progress; // after every step
+  // Polled every step (a signal handler sets it): training stops after the step, writes a
+  // checkpoint when checkpoints are on, and returns with `interrupted`. With several processes
+  // the ranks agree on the step (any rank's flag stops all).
+  const std::atomic<bool> *interrupt = nullptr;
 };
 
 TrainResult trainPolicy(CausalLm &sft, const PreferencePairs &pairs, const PairLoss &loss,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lossc-train end to end, one scenario per CTest test:
 #   resume         a run killed (SIGKILL) after a checkpoint and rerun ends with the same final
-#                  weights, bit for bit, as an uninterrupted run
+#                  weights, bit for bit, as an uninterrupted run; so does one stopped by
+#                  SIGTERM, which checkpoints the step it stopped at
 #   nan_guard      a loss that is NaN on some examples: those steps are skipped and counted;
 #                  NaN on every example: training stops after --max-bad-steps with exit 1
 #   data_parallel  two processes on loopback (c10d Gloo) against one, same global batch
@@ -57,6 +58,31 @@ resume)
   echo "resumed:       $resumed"
   [ "$whole" = "$resumed" ] || fail "the resumed run's final weights differ"
   ls "$dir" | grep -q 'tmp' && fail "a temporary file was left in $dir"
+
+  # SIGTERM (a scheduler's preemption): training stops after the current step with a
+  # checkpoint of that step and exit status 143; the rerun resumes from it, same weights.
+  "$train" "${args[@]}" --checkpoint-dir "$work/t" > "$work/t1.out" 2>&1 &
+  pid=$!
+  dir="$work/t/dpo-beta-0.05"
+  for _ in $(seq 1200); do
+    if ls "$dir" 2>/dev/null | grep -qE '^step-000000([2-9][0-9])\.pt$'; then break; fi
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.01
+  done
+  kill -TERM $pid 2>/dev/null || fail "the run ended before SIGTERM: $(cat "$work/t1.out")"
+  wait $pid
+  status=$?
+  [ $status -eq 143 ] || fail "SIGTERM: exit status $status, expected 143: $(cat "$work/t1.out")"
+  stopped_at=$(sed -n 's/.*interrupted after step \([0-9]*\); its checkpoint is in.*/\1/p' "$work/t1.out")
+  [ -n "$stopped_at" ] || fail "no interruption message: $(cat "$work/t1.out")"
+  newest=$(ls "$dir" | sed -n 's/^step-0*\([0-9][0-9]*\)\.pt$/\1/p' | sort -n | tail -1)
+  echo "SIGTERM: stopped after step $stopped_at, newest checkpoint $newest"
+  [ "$newest" = "$stopped_at" ] || fail "the checkpoint is not of the interrupted step"
+  "$train" "${args[@]}" --checkpoint-dir "$work/t" > "$work/t2.out" 2>&1 ||
+    fail "the run resumed after SIGTERM failed: $(cat "$work/t2.out")"
+  grep -q "resumed from the checkpoint of step $stopped_at" "$work/t2.out" ||
+    fail "no resume from step $stopped_at: $(cat "$work/t2.out")"
+  [ "$(digest "$work/t2.out")" = "$whole" ] || fail "the run resumed after SIGTERM differs"
 
   # A checkpoint directory of another run is refused, not trained on.
   "$train" "${args[@]}" --lr 1e-3 --checkpoint-dir "$work/b" > "$work/c.out" 2>&1 &&
