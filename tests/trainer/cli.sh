@@ -23,6 +23,15 @@ fail() {
 common=(--sft-steps 100 --pairs 256 --heldout-pairs 128 --eval-prompts 128 --progress never
         --work-dir "$work/setup" --stdlib "$src/stdlib")
 
+# await_checkpoint DIR PATTERN PID: until DIR holds a file matching PATTERN, PID ends, or 12 s.
+await_checkpoint() {
+  for _ in $(seq 1200); do
+    if ls "$1" 2>/dev/null | grep -qE "$2"; then return; fi
+    kill -0 "$3" 2>/dev/null || return
+    sleep 0.01
+  done
+}
+
 digest() { sed -n 's/^policy .*: sha256 \([0-9a-f]*\)$/\1/p' "$1"; }
 
 case $scenario in
@@ -37,11 +46,7 @@ resume)
   "$train" "${args[@]}" --checkpoint-dir "$work/b" > "$work/b1.out" 2>&1 &
   pid=$!
   dir="$work/b/dpo-beta-0.05"
-  for _ in $(seq 1200); do
-    if ls "$dir" 2>/dev/null | grep -qE '^step-000000(2[5-9]|[3-9][0-9])\.pt$'; then break; fi
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.01
-  done
+  await_checkpoint "$dir" '^step-000000(2[5-9]|[3-9][0-9])\.pt$' $pid
   kill -9 $pid 2>/dev/null || fail "the run ended before it could be killed: $(cat "$work/b1.out")"
   wait $pid 2>/dev/null
   killed_at=$(ls "$dir" | sed -n 's/^step-0*\([0-9][0-9]*\)\.pt$/\1/p' | sort -n | tail -1)
@@ -64,11 +69,7 @@ resume)
   "$train" "${args[@]}" --checkpoint-dir "$work/t" > "$work/t1.out" 2>&1 &
   pid=$!
   dir="$work/t/dpo-beta-0.05"
-  for _ in $(seq 1200); do
-    if ls "$dir" 2>/dev/null | grep -qE '^step-000000([2-9][0-9])\.pt$'; then break; fi
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.01
-  done
+  await_checkpoint "$dir" '^step-000000([2-9][0-9])\.pt$' $pid
   kill -TERM $pid 2>/dev/null || fail "the run ended before SIGTERM: $(cat "$work/t1.out")"
   wait $pid
   status=$?
