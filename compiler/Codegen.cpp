@@ -1091,8 +1091,10 @@ void optimizeModule(Module &m, TargetMachine &tm, bool quick) {
   CGSCCAnalysisManager cgam;
   ModuleAnalysisManager mam;
   PipelineTuningOptions pto;
-  pto.LoopVectorization = true;
-  pto.SLPVectorization = true;
+  // Vector code is what makes the kernels fast, and also most of their instruction selection
+  // time; a quick build (screening: a few thousand small calls) goes without.
+  pto.LoopVectorization = !quick;
+  pto.SLPVectorization = !quick;
   PassBuilder pb(&tm, pto);
   fam.registerPass([&] { return TargetLibraryAnalysis(*tlii); });
   pb.registerModuleAnalyses(mam);
