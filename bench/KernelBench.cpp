@@ -173,7 +173,7 @@ void catalogue() {
 void compile() {
   std::printf("\n### Compile times (ms, median of 7; JIT after a first warm-up compile)\n\n");
   std::printf("| loss | lossc -o .so | JIT, all four entry points | JIT, f32 forward+backward "
-              "only | the same at O1 |\n|---|---|---|---|---|\n");
+              "only | the same, quick (O1, scalar) |\n|---|---|---|---|---|\n");
   std::string dir = std::filesystem::temp_directory_path() / "lossc_bench";
   std::filesystem::create_directories(dir);
   jit("dpo"); // LLVM's one-time initialisation
