@@ -118,12 +118,6 @@ double floorMs(const Batch &b) {
   });
 }
 
-const ref::Entry &entry(const std::string &name) {
-  for (const ref::Entry &e : ref::catalogue())
-    if (e.name == name) return e;
-  throw std::runtime_error("no catalogue entry " + name);
-}
-
 std::shared_ptr<rt::Loss> jit(const std::string &name) {
   rt::CompileOptions options;
   options.stdlibDir = stdlib();
@@ -139,8 +133,8 @@ void kernels() {
   for (const char *name : {"dpo", "lrml"}) {
     auto loss = jit(name);
     for (int64_t n : {int64_t(1e3), int64_t(1e4), int64_t(1e5), int64_t(1e6), int64_t(1e7)}) {
-      Batch b = makeBatch(entry(name), n);
-      double k = kernelMs(*loss, b, 1), e = eagerMs(entry(name), b), f = floorMs(b);
+      Batch b = makeBatch(ref::entry(name), n);
+      double k = kernelMs(*loss, b, 1), e = eagerMs(ref::entry(name), b), f = floorMs(b);
       std::printf("| %s | %.0e | %.4f | %.2f | %.4f | %.1fx | %.4f | %.2f |\n", name, double(n), k,
                   k * 1e6 / n, e, e / k, f, k / f);
       std::fflush(stdout);

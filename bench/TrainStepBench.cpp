@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <dlfcn.h>
 #include <functional>
 #include <string>
 #include <vector>
@@ -34,12 +33,6 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-const ref::Entry &entry(const std::string &name) {
-  for (const ref::Entry &e : ref::catalogue())
-    if (e.name == name) return e;
-  throw std::runtime_error("no catalogue entry " + name);
-}
-
 // The catalogue formula as the trainer's loss (its inputs in the ABI's order).
 PairLoss eagerPairLoss(const ref::Entry &e, std::vector<double> params) {
   return [&e, params](const PairBatch &b) {
@@ -51,8 +44,7 @@ PairLoss eagerPairLoss(const ref::Entry &e, std::vector<double> params) {
       return e.formula({b.policyChosen, b.policyRejected, b.referenceChosen, b.referenceRejected,
                         b.chosenLengths, b.rejectedLengths},
                        params);
-    case ref::Inputs::ReferenceFree:
-      break;
+    case ref::Inputs::ReferenceFree: break;
     }
     return e.formula({b.policyChosen, b.policyRejected, b.chosenLengths, b.rejectedLengths},
                      params);
@@ -103,10 +95,7 @@ double lossUs(const PairLoss &loss, int64_t batch) {
 } // namespace
 
 int main(int argc, char **argv) {
-  at::set_num_threads(1);
-  using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-    set(1);
+  setComputeThreads(1);
   std::vector<std::string> names;
   for (int i = 1; i < argc; ++i)
     names.push_back(argv[i]);
@@ -127,7 +116,7 @@ int main(int argc, char **argv) {
     rt::CompileOptions options;
     options.stdlibDir = LOSSC_SOURCE_DIR "/stdlib";
     auto loss = rt::compile(LOSSC_SOURCE_DIR "/stdlib/" + name + ".loss", options);
-    const ref::Entry &e = entry(name);
+    const ref::Entry &e = ref::entry(name);
     std::vector<std::pair<std::string, double>> set;
     std::vector<double> eagerParams;
     for (const auto &[p, v] : e.params) {

@@ -1,6 +1,8 @@
 // The embedded task: the Markov source, the reward, the causal transformer, sampling and SFT.
 #include "EmbeddedTask.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 
 namespace lossc::train {
@@ -133,6 +135,13 @@ double pretrain(CausalLm &model, const SyntheticLanguage &language, int64_t step
     if (progress) progress(step + 1, steps);
   }
   return recent / std::max<int64_t>(counted, 1);
+}
+
+void setComputeThreads(int n) {
+  at::set_num_threads(n);
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    set(n);
 }
 
 } // namespace lossc::train

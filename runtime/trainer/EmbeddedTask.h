@@ -73,6 +73,10 @@ torch::Tensor completionLogProb(CausalLm &model, const torch::Tensor &prompts,
 torch::Tensor sampleCompletions(CausalLm &model, const torch::Tensor &prompts, int64_t length,
                                 torch::Generator &gen);
 
+// The threads libtorch computes with: its intra-op pool, and OpenBLAS's own pool when OpenBLAS
+// is the BLAS (whose threads otherwise spin beside libtorch's: 40% slower on 2 cores).
+void setComputeThreads(int n);
+
 // Supervised pre-training on the source's sequences (AdamW, cross-entropy); returns the mean
 // next-token loss of the last steps.
 double pretrain(CausalLm &model, const SyntheticLanguage &language, int64_t steps, int64_t batch,

@@ -6,7 +6,6 @@
 #include <boost/program_options.hpp>
 #include <torch/torch.h>
 
-#include <dlfcn.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -325,15 +324,6 @@ std::pair<std::string, double> parseParam(const std::string &text) {
   return setting;
 }
 
-// libtorch's intra-op threads, and OpenBLAS's own pool when OpenBLAS is the BLAS (its
-// threads otherwise spin beside libtorch's: 40% slower on 2 cores).
-void setThreads(int n) {
-  at::set_num_threads(n);
-  using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-    set(n);
-}
-
 // SIGINT and SIGTERM (Ctrl-C, a scheduler's preemption) stop training after the current step,
 // with a checkpoint; a second signal acts as usual (SA_RESETHAND).
 std::atomic<bool> gInterrupt{false};
@@ -633,7 +623,7 @@ int main(int argc, char **argv) {
   auto say = [&](const std::string &line) {
     if (lead && !quiet) std::cerr << line << "\n";
   };
-  setThreads(vm["threads"].as<int>());
+  setComputeThreads(vm["threads"].as<int>());
   catchSignals();
   std::string stdlibDir = vm.count("stdlib") ? vm["stdlib"].as<std::string>() : "";
   std::string workDir = vm["work-dir"].as<std::string>();

@@ -234,17 +234,19 @@ TrainResult trainPolicy(CausalLm &sft, const PreferencePairs &pairs, const PairL
     }
     flat[numel] = sum.detach().to(torch::kFloat32);
     flat[numel + 1] = hooks.interrupt && hooks.interrupt->load() ? 1.0f : 0.0f;
-    if (comm && world > 1) comm->allReduceSum(flat);
+    bool reduced = comm && world > 1;
+    if (reduced) comm->allReduceSum(flat);
     bool interrupt = flat[numel + 1].item<float>() > 0;
     double meanLoss = flat[numel].item<double>() / double(config.batch);
     bool finite =
         std::isfinite(meanLoss) && torch::isfinite(flat.slice(0, 0, numel)).all().item<bool>();
     if (finite) {
+      // The summed gradients back into the parameters (one process: they are there already).
       at = 0;
       for (const torch::Tensor &p : params) {
-        if (p.grad().defined())
-          p.mutable_grad().copy_(flat.slice(0, at, at + p.numel()).view_as(p));
-        else
+        if (p.grad().defined()) {
+          if (reduced) p.mutable_grad().copy_(flat.slice(0, at, at + p.numel()).view_as(p));
+        } else
           p.mutable_grad() = flat.slice(0, at, at + p.numel()).view_as(p).clone();
         at += p.numel();
       }

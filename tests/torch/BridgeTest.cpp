@@ -33,12 +33,6 @@ std::shared_ptr<const rt::Loss> load(const std::string &name) {
   return slot;
 }
 
-const ref::Entry &entry(const std::string &name) {
-  for (const ref::Entry &e : ref::catalogue())
-    if (e.name == name) return e;
-  throw std::runtime_error("no catalogue entry " + name);
-}
-
 template <class F> std::string refusal(F f) {
   try {
     f();
@@ -79,7 +73,7 @@ TEST_CASE("the bridge's values and gradients equal torch autograd of the formula
       std::vector<Tensor> ref;
       for (int k = 0; k < 4; ++k)
         ref.push_back(in[k].detach().to(torch::kFloat64).requires_grad_(k < 2));
-      const ref::Entry &e = entry(name);
+      const ref::Entry &e = ref::entry(name);
       std::vector<double> params;
       for (auto &p : e.params)
         params.push_back(p.second);

@@ -232,4 +232,10 @@ const std::vector<Entry> &catalogue() {
   return c;
 }
 
+const Entry &entry(const std::string &name) {
+  for (const Entry &e : catalogue())
+    if (e.name == name) return e;
+  throw std::runtime_error("no catalogue entry " + name);
+}
+
 } // namespace lossc::ref

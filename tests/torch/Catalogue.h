@@ -36,5 +36,7 @@ struct Entry {
 };
 
 const std::vector<Entry> &catalogue();
+// The entry of that name; throws std::runtime_error if there is none.
+const Entry &entry(const std::string &name);
 
 } // namespace lossc::ref
