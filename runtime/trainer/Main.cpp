@@ -133,12 +133,6 @@ private:
   Clock::time_point begin_, last_;
 };
 
-struct LossChoice {
-  std::string spec; // as given
-  std::shared_ptr<const rt::Loss> loss;
-  double compileMs = 0;
-};
-
 std::shared_ptr<const rt::Loss> loadLoss(const std::string &spec, const std::string &stdlibDir) {
   std::string path = spec;
   bool plainName = spec.find('/') == std::string::npos && spec.find('.') == std::string::npos;
@@ -402,22 +396,22 @@ struct Session {
 
 // Trains one policy with a loss at one beta (NaN: the loss's default) and seed, evaluates it
 // (rank 0) and saves it.
-Run trainOne(Session &s, const LossChoice &lc, double beta, uint64_t seed,
+Run trainOne(Session &s, const std::shared_ptr<const rt::Loss> &loss, double beta, uint64_t seed,
              const std::vector<std::pair<std::string, double>> &extraParams) {
   Run run;
-  run.loss = lc.loss->name();
+  run.loss = loss->name();
   run.beta = beta;
   run.seed = seed;
   run.params = extraParams;
   if (!std::isnan(beta)) run.params.insert(run.params.begin(), {"beta", beta});
-  if (std::isnan(beta) && lc.loss->paramIndex("beta") >= 0)
-    run.beta = lc.loss->params()[lc.loss->paramIndex("beta")].defaultValue;
+  if (std::isnan(beta) && loss->paramIndex("beta") >= 0)
+    run.beta = loss->params()[loss->paramIndex("beta")].defaultValue;
   run.label = run.loss + (std::isnan(run.beta) ? "" : "-beta-" + formatSignificant(run.beta, 6)) +
               (s.seedCount > 1 ? "-seed-" + std::to_string(seed) : "");
-  std::vector<double> values = lc.loss->bindParams(run.params);
+  std::vector<double> values = loss->bindParams(run.params);
   std::ostringstream fp;
   fp.precision(17);
-  fp << "loss=" << lc.loss->sourceSha256() << " params=";
+  fp << "loss=" << loss->sourceSha256() << " params=";
   for (double v : values)
     fp << v << ",";
   fp << " steps=" << s.train.steps << " batch=" << s.train.batch << " lr=" << s.train.lr
@@ -436,8 +430,7 @@ Run trainOne(Session &s, const LossChoice &lc, double beta, uint64_t seed,
                                    (st.skipped ? "  skipped " + std::to_string(st.skipped) : ""));
   };
   auto t0 = std::chrono::steady_clock::now();
-  run.train =
-      trainPolicy(s.setup->sft, s.setup->train, compiledPairLoss(lc.loss, values), rc, hooks);
+  run.train = trainPolicy(s.setup->sft, s.setup->train, compiledPairLoss(loss, values), rc, hooks);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (run.train.resumedFrom >= 0)
     s.say(run.label + ": resumed from the checkpoint of step " +
@@ -630,27 +623,27 @@ int main(int argc, char **argv) {
 
   try {
     // The losses: compiled (or loaded) and verified before any training starts.
-    std::vector<LossChoice> losses;
+    std::vector<std::shared_ptr<const rt::Loss>> losses;
     for (const std::string &spec : lossSpecs) {
       auto t0 = std::chrono::steady_clock::now();
-      LossChoice c{spec, loadLoss(spec, stdlibDir)};
-      c.compileMs =
+      std::shared_ptr<const rt::Loss> loss = loadLoss(spec, stdlibDir);
+      double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (!betas.empty() && c.loss->paramIndex("beta") < 0)
-        throw rt::Error("loss '" + c.loss->name() + "' has no parameter 'beta' to set");
+      if (!betas.empty() && loss->paramIndex("beta") < 0)
+        throw rt::Error("loss '" + loss->name() + "' has no parameter 'beta' to set");
       // Every parameter setting is checked now, not after minutes of pre-training.
       for (double beta : betas) {
         auto set = extraParams;
         set.emplace_back("beta", beta);
-        c.loss->bindParams(set);
+        loss->bindParams(set);
       }
-      if (betas.empty()) c.loss->bindParams(extraParams);
-      if (c.loss->batchCoupled() && dc.worldSize > 1)
-        say("note: '" + c.loss->name() + "' is batch-coupled; with " +
-            std::to_string(dc.worldSize) + " processes each computes it over its own shard");
-      say("loss " + c.loss->name() + " (" + spec + "): ready in " + fixed(c.compileMs, 0) +
-          " ms, source sha256 " + c.loss->sourceSha256().substr(0, 12));
-      losses.push_back(std::move(c));
+      if (betas.empty()) loss->bindParams(extraParams);
+      if (loss->batchCoupled() && dc.worldSize > 1)
+        say("note: '" + loss->name() + "' is batch-coupled; with " + std::to_string(dc.worldSize) +
+            " processes each computes it over its own shard");
+      say("loss " + loss->name() + " (" + spec + "): ready in " + fixed(ms, 0) +
+          " ms, source sha256 " + loss->sourceSha256().substr(0, 12));
+      losses.push_back(std::move(loss));
     }
 
     std::unique_ptr<Communicator> comm;
@@ -683,13 +676,13 @@ int main(int argc, char **argv) {
     if (vm.count("checkpoint-dir")) session.checkpointDir = vm["checkpoint-dir"].as<std::string>();
     std::vector<Run> runs;
     bool failed = false;
-    for (const LossChoice &lc : losses) {
+    for (const auto &loss : losses) {
       std::vector<double> runBetas = betas;
       if (runBetas.empty()) runBetas.push_back(NAN); // the loss's own default
       for (double beta : runBetas)
         for (uint64_t seed : seeds) {
           if (gInterrupt) return 128 + gSignal; // the shell's convention for a signal
-          runs.push_back(trainOne(session, lc, beta, seed, extraParams));
+          runs.push_back(trainOne(session, loss, beta, seed, extraParams));
           failed = failed || runs.back().train.stopped;
           if (runs.back().train.interrupted) return 128 + gSignal;
         }
